@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The setup as an ordered list of steps, derived from a validated `Config`. `check` prints the
+//! steps as the equivalent `ip` commands; `netlink::apply` executes the same list, so what
+//! `check` shows is what `run` does. Pure: no system calls.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+
+use crate::config::Config;
+
+/// Our tag on every rule and route we add (FRA_PROTOCOL / rtm_protocol), so teardown can tell
+/// ours from anyone else's. 199 is unassigned in /etc/iproute2/rt_protos.
+pub const PROTO_TUNWIRE: u8 = 199;
+/// Metric of the IPv6 peer routes: better than the kernel's 256 (see design.md, the IPv6 trap).
+pub const PEER_ROUTE_METRIC: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Set the MTU and bring the link up (before any IPv6 address, see design.md).
+    LinkUp { dev: String, mtu: u32 },
+    /// A point-to-point address; IPv6 ones get NODAD and NOPREFIXROUTE.
+    AddAddress {
+        dev: String,
+        local: IpAddr,
+        peer: IpAddr,
+    },
+    /// Delete the address's `local` route from table local and re-add it in our table, so the
+    /// output path no longer short-cuts through lo.
+    MoveLocalRoute {
+        dev: String,
+        addr: IpAddr,
+        table: u32,
+    },
+    /// `ip rule add iif DEV lookup TABLE`: only the input path reaches the moved local routes.
+    AddRule {
+        family: Family,
+        dev: String,
+        table: u32,
+        priority: u32,
+    },
+    /// IPv6 route to the peer with our source and a better metric than the kernel's.
+    AddPeerRoute6 {
+        dev: String,
+        peer: Ipv6Addr,
+        src: Ipv6Addr,
+    },
+}
+
+pub fn build(cfg: &Config) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let [a, b] = &cfg.sides;
+    let pairs = [(a, b), (b, a)];
+    for (me, _) in pairs {
+        steps.push(Step::LinkUp {
+            dev: me.name.clone(),
+            mtu: cfg.mtu,
+        });
+    }
+    for (me, peer) in pairs {
+        if let (Some(l), Some(p)) = (me.v4, peer.v4) {
+            steps.push(Step::AddAddress {
+                dev: me.name.clone(),
+                local: l.into(),
+                peer: p.into(),
+            });
+        }
+        if let (Some(l), Some(p)) = (me.v6, peer.v6) {
+            steps.push(Step::AddAddress {
+                dev: me.name.clone(),
+                local: l.into(),
+                peer: p.into(),
+            });
+        }
+    }
+    for (me, _) in pairs {
+        for addr in [me.v4.map(IpAddr::from), me.v6.map(IpAddr::from)]
+            .into_iter()
+            .flatten()
+        {
+            steps.push(Step::MoveLocalRoute {
+                dev: me.name.clone(),
+                addr,
+                table: cfg.table,
+            });
+        }
+    }
+    for (me, _) in pairs {
+        for (family, used) in [(Family::V4, cfg.has_v4()), (Family::V6, cfg.has_v6())] {
+            if used {
+                steps.push(Step::AddRule {
+                    family,
+                    dev: me.name.clone(),
+                    table: cfg.table,
+                    priority: cfg.priority,
+                });
+            }
+        }
+    }
+    for (me, peer) in pairs {
+        if let (Some(src), Some(p)) = (me.v6, peer.v6) {
+            steps.push(Step::AddPeerRoute6 {
+                dev: me.name.clone(),
+                peer: p,
+                src,
+            });
+        }
+    }
+    steps
+}
+
+fn ip(addr: &IpAddr) -> &'static str {
+    if addr.is_ipv6() {
+        "ip -6"
+    } else {
+        "ip"
+    }
+}
+
+/// The equivalent `ip` command(s), one per line.
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::LinkUp { dev, mtu } => write!(f, "ip link set dev {dev} mtu {mtu} up"),
+            Step::AddAddress { dev, local, peer } => {
+                write!(f, "{} addr add {local} peer {peer} dev {dev}", ip(local))?;
+                if local.is_ipv6() {
+                    write!(f, " nodad noprefixroute")?;
+                }
+                Ok(())
+            }
+            Step::MoveLocalRoute { dev, addr, table } => write!(
+                f,
+                "{ip} route del local {addr} dev {dev} table local\n\
+                 {ip} route add local {addr} dev {dev} table {table} proto {PROTO_TUNWIRE}",
+                ip = ip(addr)
+            ),
+            Step::AddRule {
+                family,
+                dev,
+                table,
+                priority,
+            } => {
+                let ip = if *family == Family::V6 { "ip -6" } else { "ip" };
+                write!(
+                    f,
+                    "{ip} rule add iif {dev} lookup {table} pref {priority} proto {PROTO_TUNWIRE}"
+                )
+            }
+            Step::AddPeerRoute6 { dev, peer, src } => write!(
+                f,
+                "ip -6 route add {peer} dev {dev} src {src} metric {PEER_ROUTE_METRIC} proto {PROTO_TUNWIRE}"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn plan(args: &str) -> Vec<String> {
+        let cfg = config::parse(args.split_whitespace().map(Into::into)).unwrap();
+        build(&cfg).iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn default_plan_is_the_design_notes_recipe() {
+        let p = plan("check");
+        assert_eq!(
+            p,
+            vec![
+                "ip link set dev tun0 mtu 1500 up",
+                "ip link set dev tun1 mtu 1500 up",
+                "ip addr add 192.168.13.1 peer 192.168.13.2 dev tun0",
+                "ip addr add 192.168.13.2 peer 192.168.13.1 dev tun1",
+                "ip route del local 192.168.13.1 dev tun0 table local\nip route add local 192.168.13.1 dev tun0 table 13 proto 199",
+                "ip route del local 192.168.13.2 dev tun1 table local\nip route add local 192.168.13.2 dev tun1 table 13 proto 199",
+                "ip rule add iif tun0 lookup 13 pref 100 proto 199",
+                "ip rule add iif tun1 lookup 13 pref 100 proto 199",
+            ]
+        );
+    }
+
+    #[test]
+    fn ipv6_gets_rules_flags_and_peer_routes() {
+        let p = plan("check --table 42 a=10.1.0.1,fd13::1 b=10.1.0.2,fd13::2").join("\n");
+        assert!(p.contains("ip -6 addr add fd13::1 peer fd13::2 dev a nodad noprefixroute"));
+        assert!(p.contains("ip -6 rule add iif b lookup 42 pref 100 proto 199"));
+        assert!(p.contains("ip -6 route add fd13::2 dev a src fd13::1 metric 1 proto 199"));
+        assert!(p.contains("ip -6 route add fd13::1 dev b src fd13::2 metric 1 proto 199"));
+        let links = p.find("mtu 1500 up").unwrap();
+        assert!(
+            links < p.find("ip -6 addr").unwrap(),
+            "links come up before IPv6 addresses"
+        );
+    }
+}
