@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Who may start tunwire, and how each process leaves root behind.
+//!
+//! Theory of operation (main.rs follows this order; it is written down only here):
+//! 1. `authorize`: root may start; anyone else needs CAP_NET_ADMIN (file capability or systemd
+//!    ambient capability) plus membership of an allowed group. Membership counts the primary group
+//!    and every supplementary group, read with getgroups sized by sysconf(_SC_NGROUPS_MAX) at run
+//!    time, never by a constant. The result is the `Identity` both processes become.
+//! 2. Setup runs with full privilege (main.rs), then the process forks while single-threaded.
+//! 3. `drop_supervisor`: the parent becomes the target user and keeps CAP_NET_ADMIN only (in the
+//!    bounding set too, when it may shrink it), for the teardown.
+//! 4. `drop_relay`: the child clears the bounding set first (that needs CAP_SETPCAP, gone after
+//!    setresuid), then setgroups(the target's full getgrouplist) -> setresgid -> setresuid, then
+//!    clears every other set up to /proc/sys/kernel/cap_last_cap, sets NoNewPrivs and verifies,
+//!    from /proc/self/status and by trying, that root and capabilities cannot come back.
+//!
+//! Must not: keep a capability it does not name, use a fixed-size group array, or continue after
+//! a drop that did not take.
+
+use std::ffi::CString;
+
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::prctl;
+use nix::unistd::{self, Gid, Group, Uid, User};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// The account both processes run as after setup.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub name: String,
+    pub uid: Uid,
+    pub gid: Gid,
+    /// The full supplementary group list (only used when switching from root).
+    pub groups: Vec<Gid>,
+    /// Started as root: the processes switch to `uid`. Otherwise they already are that user.
+    pub switch: bool,
+}
+
+/// Decide whether this caller may start tunwire and whom the processes become.
+pub fn authorize(cfg: &Config) -> Result<Identity> {
+    if Uid::effective().is_root() {
+        return root_target(cfg);
+    }
+    if let Some(user) = &cfg.user {
+        return Err(Error::Usage(format!(
+            "--user {user} needs root: a non-root start always runs as the caller"
+        )));
+    }
+    let me = Uid::current();
+    let name = User::from_uid(me)
+        .ok()
+        .flatten()
+        .map_or_else(|| me.to_string(), |u| u.name);
+    let has_cap =
+        caps::has_cap(None, CapSet::Permitted, Capability::CAP_NET_ADMIN).unwrap_or(false);
+    if !has_cap {
+        return Err(Error::NotPermitted(format!(
+            "{name} lacks CAP_NET_ADMIN: start tunwire as root, through the installed binary \
+             (file capability cap_net_admin+ep) as a member of {}, or from a unit with \
+             AmbientCapabilities=CAP_NET_ADMIN",
+            group_list(&cfg.allow_groups)
+        )));
+    }
+    let groups = current_groups()?;
+    let allowed = allowed_gids(&cfg.allow_groups);
+    let mine = [Gid::current(), Gid::effective()];
+    if !mine
+        .iter()
+        .chain(groups.iter())
+        .any(|g| allowed.contains(g))
+    {
+        return Err(Error::NotPermitted(format!(
+            "{name} is not a member of {}, the group(s) allowed to start tunwire\n  \
+             hint: an administrator adds you with `usermod -aG {} {name}`; then log in again",
+            group_list(&cfg.allow_groups),
+            cfg.allow_groups[0]
+        )));
+    }
+    // File capabilities (+ep) and ambient capabilities arrive effective; make sure.
+    caps::raise(None, CapSet::Effective, Capability::CAP_NET_ADMIN)
+        .map_err(|e| Error::Runtime(format!("failed to raise CAP_NET_ADMIN: {e}")))?;
+    Ok(Identity {
+        name,
+        uid: me,
+        gid: Gid::current(),
+        groups,
+        switch: false,
+    })
+}
+
+fn root_target(cfg: &Config) -> Result<Identity> {
+    let sudo_user = std::env::var("SUDO_USER")
+        .ok()
+        .filter(|u| !u.is_empty() && u != "root");
+    let name = cfg
+        .user
+        .clone()
+        .or(sudo_user)
+        .unwrap_or_else(|| "nobody".to_string());
+    let user = User::from_name(&name)
+        .map_err(|e| Error::os(format!("look up user {name}"), e))?
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "user '{name}' does not exist; pick another with --user"
+            ))
+        })?;
+    if user.uid.is_root() {
+        return Err(Error::Usage(format!(
+            "user '{name}' is root; tunwire never relays as root: pick another with --user"
+        )));
+    }
+    let cname = CString::new(name.clone())
+        .map_err(|_| Error::Usage(format!("user '{name}' is not a valid name")))?;
+    // getgrouplist grows its buffer up to the run-time NGROUPS_MAX.
+    let groups = unistd::getgrouplist(&cname, user.gid)
+        .map_err(|e| Error::os(format!("read the groups of {name}"), e))?;
+    Ok(Identity {
+        name,
+        uid: user.uid,
+        gid: user.gid,
+        groups,
+        switch: true,
+    })
+}
+
+/// The caller's supplementary groups. nix's getgroups sizes its buffer from
+/// sysconf(_SC_NGROUPS_MAX) at run time, so 100+ groups are read whole.
+pub fn current_groups() -> Result<Vec<Gid>> {
+    unistd::getgroups().map_err(|e| Error::os("read the supplementary groups", e))
+}
+
+fn allowed_gids(names: &[String]) -> Vec<Gid> {
+    names
+        .iter()
+        .filter_map(|n| match Group::from_name(n) {
+            Ok(Some(g)) => Some(g.gid),
+            _ => {
+                log::debug!("allowed group {n} does not exist");
+                None
+            }
+        })
+        .collect()
+}
+
+fn group_list(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    quoted.join(", ")
+}
+
+/// The supervisor: the target user with CAP_NET_ADMIN only.
+pub fn drop_supervisor(id: &Identity) -> Result<()> {
+    let keep = Some(Capability::CAP_NET_ADMIN);
+    if id.switch {
+        prctl::set_keepcaps(true).map_err(|e| Error::os("set PR_SET_KEEPCAPS", e))?;
+        shrink_bounding(keep)?;
+        switch_ids(id)?;
+        prctl::set_keepcaps(false).map_err(|e| Error::os("clear PR_SET_KEEPCAPS", e))?;
+    } else {
+        // Without CAP_SETPCAP the bounding set cannot shrink; NoNewPrivs below makes it inert.
+        let _ = shrink_bounding(keep);
+    }
+    let only: CapsHashSet = keep.into_iter().collect();
+    set_caps(&only)?;
+    prctl::set_no_new_privs().map_err(|e| Error::os("set NoNewPrivs", e))?;
+    Ok(())
+}
+
+/// The relay: the target user with no capability in any set, NoNewPrivs, verified.
+pub fn drop_relay(id: &Identity) -> Result<()> {
+    if id.switch {
+        shrink_bounding(None)?;
+        switch_ids(id)?;
+    } else if shrink_bounding(None).is_err() {
+        // A non-root start (file capability) has no CAP_SETPCAP. A user namespace of our own
+        // gives it, for this process only, so the bounding set can be emptied too.
+        if let Err(e) = enter_own_user_namespace(id) {
+            log::info!("bounding set kept ({e}); NoNewPrivs keeps it from ever being used");
+        } else {
+            shrink_bounding(None)?;
+        }
+    }
+    set_caps(&CapsHashSet::new())?;
+    prctl::set_no_new_privs().map_err(|e| Error::os("set NoNewPrivs", e))?;
+    verify_relay(id)
+}
+
+fn switch_ids(id: &Identity) -> Result<()> {
+    let who = &id.name;
+    unistd::setgroups(&id.groups)
+        .map_err(|e| Error::os(format!("set the {} groups of {who}", id.groups.len()), e))?;
+    unistd::setresgid(id.gid, id.gid, id.gid)
+        .map_err(|e| Error::os(format!("switch to the group of {who}"), e))?;
+    unistd::setresuid(id.uid, id.uid, id.uid)
+        .map_err(|e| Error::os(format!("switch to user {who}"), e))?;
+    Ok(())
+}
+
+/// Effective and permitted become exactly `keep`; inheritable and ambient become empty.
+fn set_caps(keep: &CapsHashSet) -> Result<()> {
+    let fail = |what: &str, e: caps::errors::CapsError| {
+        Error::Runtime(format!("failed to set the {what} capabilities: {e}"))
+    };
+    caps::clear(None, CapSet::Ambient).map_err(|e| fail("ambient", e))?;
+    caps::clear(None, CapSet::Inheritable).map_err(|e| fail("inheritable", e))?;
+    caps::set(None, CapSet::Effective, keep).map_err(|e| fail("effective", e))?;
+    if keep.is_empty() {
+        // Clears all 64 bits, including capabilities newer than the caps crate knows.
+        caps::clear(None, CapSet::Permitted).map_err(|e| fail("permitted", e))
+    } else {
+        caps::set(None, CapSet::Permitted, keep).map_err(|e| fail("permitted", e))
+    }
+}
+
+fn cap_last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
+}
+
+/// Drop every capability from the bounding set except `keep`, up to cap_last_cap (the caps
+/// crate's own list stops at 40).
+fn shrink_bounding(keep: Option<Capability>) -> Result<()> {
+    let keep = keep.map(|c| c.index() as u32);
+    for cap in 0..=cap_last_cap() {
+        if Some(cap) == keep {
+            continue;
+        }
+        // SAFETY: PR_CAPBSET_DROP takes plain integers and touches no memory of ours.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        if rc != 0 {
+            let errno = Errno::last();
+            if errno == Errno::EINVAL {
+                continue; // the kernel does not know this one: nothing to drop
+            }
+            return Err(Error::os(
+                format!("drop capability {cap} from the bounding set"),
+                errno,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// unshare(CLONE_NEWUSER) and map our own uid and gid onto themselves, so files we create
+/// still belong to us and /proc shows the same ids from outside.
+fn enter_own_user_namespace(id: &Identity) -> Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
+        .map_err(|e| Error::os("create a user namespace", e))?;
+    let write = |path: &str, text: String| {
+        std::fs::write(path, text).map_err(|e| {
+            Error::os(
+                format!("write {path}"),
+                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            )
+        })
+    };
+    write("/proc/self/setgroups", "deny".into())?;
+    write("/proc/self/uid_map", format!("{0} {0} 1\n", id.uid))?;
+    write(
+        "/proc/self/gid_map",
+        format!("{0} {0} 1\n", Gid::effective()),
+    )?;
+    Ok(())
+}
+
+/// The capability lines of /proc/self/status that are not all zero.
+fn nonzero_cap_sets() -> Result<Vec<String>> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| Error::Runtime(format!("failed to read /proc/self/status: {e}")))?;
+    Ok(status
+        .lines()
+        .filter(|l| l.starts_with("Cap"))
+        .filter(|l| {
+            let hex = l.split_whitespace().nth(1).unwrap_or("");
+            !matches!(u64::from_str_radix(hex, 16), Ok(0))
+        })
+        .map(str::to_string)
+        .collect())
+}
+
+fn verify_relay(id: &Identity) -> Result<()> {
+    let failed = |what: String| {
+        Err(Error::Runtime(format!(
+            "privilege drop did not take: {what}; refusing to relay"
+        )))
+    };
+    if unistd::getuid().is_root() || unistd::geteuid().is_root() {
+        return failed("still root".into());
+    }
+    if unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).is_ok() {
+        return failed("setresuid(0) succeeded".into());
+    }
+    if unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).is_ok()
+        && id.gid.as_raw() != 0
+    {
+        return failed("setresgid(0) succeeded".into());
+    }
+    let left = nonzero_cap_sets()?;
+    let left: Vec<&String> = left
+        .iter()
+        .filter(|l| id.switch || !l.starts_with("CapBnd"))
+        .collect();
+    if !left.is_empty() {
+        return failed(format!("capabilities remain: {left:?}"));
+    }
+    if !prctl::get_no_new_privs().unwrap_or(false) {
+        return failed("NoNewPrivs is not set".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_list_quotes_every_name() {
+        assert_eq!(
+            group_list(&["tunwire".into(), "lab".into()]),
+            "'tunwire', 'lab'"
+        );
+    }
+
+    #[test]
+    fn cap_last_cap_is_sane() {
+        let last = cap_last_cap();
+        assert!((30..64).contains(&last), "{last}");
+    }
+
+    #[test]
+    fn current_groups_reads_all() {
+        // Whatever the caller has, it must come back whole and without error.
+        let groups = current_groups().unwrap();
+        let limit = nix::unistd::sysconf(nix::unistd::SysconfVar::NGROUPS_MAX)
+            .unwrap()
+            .unwrap();
+        assert!(groups.len() as i64 <= limit);
+    }
+}
