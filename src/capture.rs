@@ -179,6 +179,10 @@ impl Capture {
             recorded: 0,
             lost: 0,
         };
+        if let (Target::File(base), Some(_)) = (&cap.target, cap.max_size) {
+            // Continue after the files of an earlier run, so names keep sorting in time order.
+            cap.seq = last_ring_seq(base);
+        }
         cap.start_output()?;
         Ok(cap)
     }
@@ -502,6 +506,38 @@ fn ring_name(base: &Path, seq: u32, unix_secs: u64) -> PathBuf {
     base.with_file_name(name)
 }
 
+/// The sequence number in `name` if it is a ring file of `base` (`stem_NNNNN_YYYYmmddHHMMSS.ext`).
+fn ring_seq(base: &Path, name: &str) -> Option<u32> {
+    let stem = base.file_stem()?.to_str()?;
+    let rest = name.strip_prefix(stem)?.strip_prefix('_')?;
+    let rest = match base.extension() {
+        Some(ext) => rest.strip_suffix(ext.to_str()?)?.strip_suffix('.')?,
+        None => rest,
+    };
+    let (seq, stamp) = rest.split_once('_')?;
+    let digits = |s: &str, n: usize| s.len() >= n && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(seq, 5) || stamp.len() != 14 || !digits(stamp, 14) {
+        return None;
+    }
+    seq.parse().ok()
+}
+
+/// The highest ring sequence number already in `base`'s directory (0 when there is none).
+fn last_ring_seq(base: &Path) -> u32 {
+    let dir = match base.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| ring_seq(base, e.file_name().to_str()?))
+        .max()
+        .unwrap_or(0)
+}
+
 /// `YYYYmmddHHMMSS` in UTC.
 fn utc_stamp(unix_secs: u64) -> String {
     let days = (unix_secs / 86_400) as i64;
@@ -652,6 +688,31 @@ mod tests {
             let e = parse_size(s).unwrap_err();
             assert!(e.contains(why), "{s:?}: {e}");
         }
+    }
+
+    #[test]
+    fn ring_sequence_is_parsed_back() {
+        let base = Path::new("/dir/cap.pcapng");
+        assert_eq!(ring_seq(base, "cap_00007_20261127051500.pcapng"), Some(7));
+        assert_eq!(
+            ring_seq(base, "cap_123456_20261127051500.pcapng"),
+            Some(123_456)
+        );
+        assert_eq!(ring_seq(base, "cap.pcapng"), None);
+        assert_eq!(ring_seq(base, "cap_00007_2026.pcapng"), None);
+        assert_eq!(ring_seq(base, "cap_00007_20261127051500.pcap"), None);
+        assert_eq!(ring_seq(base, "other_00007_20261127051500.pcapng"), None);
+        assert_eq!(
+            ring_seq(Path::new("/d/cap"), "cap_00002_20261127051500"),
+            Some(2)
+        );
+        let dir = temp_dir("ringseq");
+        let base = dir.join("w.pcapng");
+        assert_eq!(last_ring_seq(&base), 0);
+        std::fs::write(dir.join("w_00003_20261127051500.pcapng"), b"").unwrap();
+        std::fs::write(dir.join("w_00011_20261127051501.pcapng"), b"").unwrap();
+        assert_eq!(last_ring_seq(&base), 11);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
