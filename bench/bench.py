@@ -1,0 +1,691 @@
+#!/usr/bin/env python3
+"""tunwire benchmark: throughput, small-packet rate, latency and memory, one fresh netns per run.
+
+Every mode runs in its own network namespace (`unshare -n`), so nothing touches the host's links,
+addresses or rules. Each namespace gets the same topology: A=192.168.13.1 <-> B=192.168.13.2 with
+the local routes moved to table 13 behind `iif` rules, so traffic between A and B crosses the wire
+under test. Measured from A to B: ping RTT (400 x 2 ms), iperf3 TCP, iperf3 UDP with 64-byte
+datagrams at full rate (received packets per second). Medians over --rounds, ratios against veth.
+
+The peers (c-relay, c-relay-gso, c-relay-pcap, socat) come from the shared yardstick script
+tunnel_bench.py, imported as a module from --shared DIR (default: ../shared/bench beside the repo).
+
+Usage: sudo python3 bench/bench.py [--rounds N] [--seconds S] [--modes a,b] [--bin PATH]
+       sudo python3 bench/bench.py --quick            # 1 round of 1 s, veth + tunwire (CI)
+       sudo python3 bench/bench.py --soak [SECONDS]   # long TCP run: RSS growth and counters
+See bench/README.md.
+"""
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+A, B = "192.168.13.1", "192.168.13.2"
+TABLE = 13
+
+TUNWIRE_MODES = {
+    # mode: extra tunwire arguments ("{pcap}" is replaced by a unique file in /tmp)
+    "tunwire": [],
+    "tunwire-nooffload": ["--offload", "off"],
+    "tunwire-pcap": ["--pcap", "{pcap}"],
+    "tunwire-pcap-nooffload": ["--offload", "off", "--pcap", "{pcap}"],
+}
+PEER_MODES = ["c-relay", "c-relay-gso", "c-relay-pcap", "socat"]
+PEER_COMMS = {"c-relay", "c-relay-gso", "socat"}  # process names of the peers, for RSS sampling
+ALL_MODES = ["veth"] + list(TUNWIRE_MODES) + PEER_MODES
+COUNTER_RE = re.compile(r"(\S+) -> (\S+): (\d+) packets, (\d+) bytes, (\d+) dropped")
+
+
+# ---------------------------------------------------------------- helpers
+def run(cmd, check=True, timeout=None):
+    return subprocess.run(cmd, shell=isinstance(cmd, str), check=check, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def netdevs():
+    """Interfaces of the current network namespace with their /proc/net/dev counters.
+
+    (/sys/class/net shows the namespace sysfs was mounted in, i.e. the host's, under unshare -n.)
+    """
+    devs = {}
+    with open("/proc/net/dev") as f:
+        for line in f.readlines()[2:]:
+            name, data = line.split(":", 1)
+            v = [int(x) for x in data.split()]
+            devs[name.strip()] = {"rx_bytes": v[0], "rx_packets": v[1], "rx_dropped": v[3],
+                                  "tx_bytes": v[8], "tx_packets": v[9], "tx_dropped": v[11]}
+    return devs
+
+
+def wait_dev(names, t=10):
+    end = time.time() + t
+    while time.time() < end:
+        if all(n in netdevs() for n in names):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def load_yardstick(shared):
+    """Import tunnel_bench.py from the shared directory (read-only; never copied).
+
+    Its wait_dev() looks in /sys/class/net, which under `unshare -n` lists the host's interfaces,
+    so it always waits its full 10 s; replace it with a netns-aware check of /proc/net/dev.
+    """
+    path = os.path.join(shared, "tunnel_bench.py")
+    if not os.path.isfile(path):
+        return None
+    sys.dont_write_bytecode = True  # never write a __pycache__ into the shared directory
+    spec = importlib.util.spec_from_file_location("tunnel_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.wait_dev = wait_dev
+    return mod
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
+def children(pid):
+    """Direct children of pid, over all its threads."""
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    out += [int(x) for x in f.read().split()]
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return out
+
+
+def tree(pid):
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo += children(p)
+    return pids
+
+
+def instance_rss(sup):
+    """RSS of a tunwire instance: supervisor + relay (and anything else it forked)."""
+    return sum(rss_kib(p) for p in tree(sup))
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+class RssSampler(threading.Thread):
+    """Samples the RSS (KiB) of whatever `probe()` returns every 50 ms; keeps the maximum."""
+
+    def __init__(self, probe):
+        super().__init__(daemon=True)
+        self.probe, self.max, self._halt = probe, 0, threading.Event()
+
+    def run(self):
+        while not self._halt.is_set():
+            try:
+                self.max = max(self.max, self.probe())
+            except Exception:
+                pass
+            self._halt.wait(0.05)
+
+    def halt(self):
+        self._halt.set()
+        self.join()
+        return self.max or None
+
+
+# ---------------------------------------------------------------- measurements (inside the netns)
+def wait_ping(t=10):
+    end = time.time() + t
+    while time.time() < end:
+        if run(f"ping -c1 -W1 {B}", check=False).returncode == 0:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def iperf_server():
+    srv = subprocess.Popen(["iperf3", "-s", "-p", "5201"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    return srv
+
+
+def measure(seconds):
+    """Same metrics as the yardstick: ping avg, TCP received bit/s, UDP-64 received pps."""
+    res = {}
+    if not wait_ping():
+        res["error"] = "no ping through the pair"
+        return res
+    p = run(f"ping -q -c 400 -i 0.002 {B}", check=False).stdout
+    line = [x for x in p.splitlines() if "rtt" in x]
+    res["rtt_avg_ms"] = float(line[0].split("=")[1].split("/")[1]) if line else None
+    srv = iperf_server()
+    try:
+        out = run(f"iperf3 -c {B} -p 5201 -t {seconds} -J", check=False).stdout
+        try:
+            res["tcp_gbps"] = json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+        except (ValueError, KeyError) as e:
+            res["error"] = f"iperf3 TCP: {e}: {out[-200:]}"
+        out = run(f"iperf3 -c {B} -p 5201 -t {seconds} -J -u -b 0 -l 64", check=False).stdout
+        try:
+            s = json.loads(out)["end"]["sum"]
+            res["udp64_kpps"] = s["packets"] * (1 - s["lost_percent"] / 100) / s["seconds"] / 1e3
+            res["udp64_lost_pct"] = s["lost_percent"]
+        except (ValueError, KeyError, ZeroDivisionError) as e:
+            res.setdefault("error", f"iperf3 UDP: {e}: {out[-200:]}")
+    finally:
+        srv.kill()
+        srv.wait()
+    return res
+
+
+def setup_veth():
+    for c in ["ip link set lo up",
+              "ip link add v0 type veth peer name v1",
+              f"ip addr add {A} peer {B} dev v0", f"ip addr add {B} peer {A} dev v1",
+              "ip link set v0 up", "ip link set v1 up",
+              f"ip route del {A} table local", f"ip route del {B} table local",
+              f"ip route add local {A} dev v0 table {TABLE}", f"ip rule add iif v0 lookup {TABLE}",
+              f"ip route add local {B} dev v1 table {TABLE}", f"ip rule add iif v1 lookup {TABLE}"]:
+        run(c)
+
+
+class Tunwire:
+    """A tunwire instance started with default arguments plus `extra`; waits for `ready:`."""
+
+    def __init__(self, binary, extra, timeout=15):
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("RUST_LOG", "JOURNAL_STREAM", "NOTIFY_SOCKET")}
+        self.lines, self.ready = [], threading.Event()
+        self.proc = subprocess.Popen([binary] + extra, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     env=env, start_new_session=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        end = time.time() + timeout
+        while time.time() < end and not self.ready.is_set() and self.proc.poll() is None:
+            self.ready.wait(0.05)
+        if not self.ready.is_set():
+            self.stop()
+            raise RuntimeError("tunwire never printed `ready:` (exit %s): %s"
+                               % (self.proc.returncode, " | ".join(self.lines[-5:])[-400:]))
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+            if "ready:" in line:
+                self.ready.set()
+
+    def relay(self):
+        kids = children(self.proc.pid)
+        return kids[0] if kids else None
+
+    def rss(self):
+        return instance_rss(self.proc.pid)
+
+    def counters(self, since=0):
+        """Last counter line per direction, from stderr lines[since:]."""
+        got = {}
+        for line in self.lines[since:]:
+            m = COUNTER_RE.search(line)
+            if m:
+                got[f"{m[1]} -> {m[2]}"] = {"packets": int(m[3]), "bytes": int(m[4]),
+                                            "dropped": int(m[5])}
+        return got
+
+    def stop(self):
+        """SIGTERM the supervisor; returns its exit code (None if it had to be killed)."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                for pid in reversed(tree(self.proc.pid)):  # the relay, then the supervisor
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                self.proc.wait()
+                self.reader.join(2)
+                return None
+        self.reader.join(2)
+        return self.proc.returncode
+
+
+def pcap_path():
+    return f"/tmp/tunwire-bench-{os.getpid()}-{uuid.uuid4().hex[:8]}.pcapng"
+
+
+def remove_pcaps(path):
+    """Size of the capture (plus ring files, if any), then delete them."""
+    total, stem = 0, path[:-len(".pcapng")]
+    for name in os.listdir("/tmp"):
+        full = os.path.join("/tmp", name)
+        if full == path or full.startswith(stem + "_"):
+            total += os.path.getsize(full)
+            os.unlink(full)
+    return total
+
+
+def inner_tunwire(mode, args):
+    pcap = pcap_path() if "{pcap}" in TUNWIRE_MODES[mode] else None
+    extra = [x.replace("{pcap}", pcap) if pcap else x for x in TUNWIRE_MODES[mode]]
+    run("ip link set lo up")
+    res = {"mode": mode}
+    tw = None
+    try:
+        tw = Tunwire(args.bin, extra)
+        sampler = RssSampler(tw.rss)
+        sampler.start()
+        try:
+            res.update(measure(args.seconds))
+        finally:
+            res["rss_kib"] = sampler.halt()
+    except RuntimeError as e:
+        res["error"] = str(e)
+    finally:
+        if tw:
+            code = tw.stop()
+            if code != 0:
+                what = "still running 10 s after SIGTERM (killed)" if code is None else \
+                    f"exit status {code} after SIGTERM (want 0)"
+                res["stop_error"] = f"tunwire {what}: " + \
+                    " | ".join(tw.lines[-3:])[-300:]
+        if pcap:
+            res["pcap_bytes"] = remove_pcaps(pcap)
+    return res
+
+
+def inner_peer(mode, args):
+    tb = load_yardstick(args.shared)
+    if tb is None:
+        return {"mode": mode, "error": f"no tunnel_bench.py in {args.shared}"}
+    me = os.getpid()
+
+    def peer_rss():
+        return sum(rss_kib(p) for p in children(me) if comm(p) in PEER_COMMS)
+
+    sampler = RssSampler(peer_rss)
+    sampler.start()
+    try:
+        res = tb.inner(mode, args.seconds)
+    finally:
+        rss = sampler.halt()
+    res["rss_kib"] = rss
+    return res
+
+
+def inner_soak(args):
+    """Long TCP run through a default tunwire: RSS growth, counters vs what iperf3 saw."""
+    run("ip link set lo up")
+    secs = args.soak
+    mark = min(5.0, secs / 2)
+    res = {"mode": "soak", "seconds": secs}
+    tw = Tunwire(args.bin, [])
+    srv = None
+    try:
+        if not wait_ping():
+            res["error"] = "no ping through the pair"
+            return res
+        srv = iperf_server()
+        sampler = RssSampler(tw.rss)
+        sampler.start()
+        t0 = time.time()
+        cli = subprocess.Popen(["iperf3", "-c", B, "-p", "5201", "-t", str(secs), "-J"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(max(0.0, t0 + mark - time.time()))
+        res["rss_mark_kib"] = tw.rss()
+        out, err = cli.communicate(timeout=secs + 60)
+        res["rss_end_kib"] = tw.rss()
+        res["rss_end_detail_kib"] = {f"{p} {comm(p)}": rss_kib(p) for p in tree(tw.proc.pid)}
+        res["rss_max_kib"] = sampler.halt()
+        try:
+            end = json.loads(out)["end"]
+            res["iperf_sent_bytes"] = end["sum_sent"]["bytes"]
+            res["iperf_received_bytes"] = end["sum_received"]["bytes"]
+            res["iperf_retransmits"] = end["sum_sent"].get("retransmits")
+            res["tcp_gbps"] = end["sum_received"]["bits_per_second"] / 1e9
+        except (ValueError, KeyError) as e:
+            res["error"] = f"iperf3: {e}: {(out or err)[-300:]}"
+        # kernel-side drops on the TUN queues, for context
+        devs = netdevs()
+        for dev in ("tun0", "tun1"):
+            if dev in devs:
+                res[f"{dev}_kernel_tx_dropped"] = devs[dev]["tx_dropped"]
+        relay = tw.relay()
+        n = len(tw.lines)
+        if relay:
+            os.kill(relay, signal.SIGUSR1)
+            deadline = time.time() + 3
+            while time.time() < deadline and len(tw.counters(n)) < 2:
+                time.sleep(0.05)
+        res["counters_sigusr1"] = tw.counters(n)
+    finally:
+        if srv:
+            srv.kill()
+            srv.wait()
+        n = len(tw.lines)
+        code = tw.stop()
+        res["exit_status"] = code
+        res["counters_exit"] = tw.counters(n)
+    return res
+
+
+def inner(args):
+    mode = args.inner
+    if list(netdevs()) != ["lo"]:  # only ever configure a fresh, private namespace
+        return {"mode": mode, "error": "not in a fresh network namespace (run without --inner)"}
+    if mode == "soak":
+        return inner_soak(args)
+    if mode == "veth":
+        setup_veth()
+        res = {"mode": mode}
+        res.update(measure(args.seconds))
+        return res
+    if mode in TUNWIRE_MODES:
+        return inner_tunwire(mode, args)
+    if mode in PEER_MODES:
+        return inner_peer(mode, args)
+    return {"mode": mode, "error": "unknown mode"}
+
+
+# ---------------------------------------------------------------- outer driver
+def run_inner(mode, args, timeout):
+    pin = ["taskset", "-c", args.cpus] if args.cpus else []
+    cmd = pin + ["unshare", "-n", sys.executable, os.path.abspath(__file__), "--inner", mode,
+           "--seconds", str(args.seconds), "--bin", args.bin, "--shared", args.shared]
+    if mode == "soak":
+        cmd += ["--soak", str(args.soak)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_netns(proc.pid)
+        proc.kill()
+        proc.communicate()
+        return {"mode": mode, "error": f"timed out after {timeout}s"}
+    try:
+        return json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"mode": mode, "error": (err or out or "no output")[-400:]}
+
+
+def kill_netns(pid):
+    """SIGKILL, one by one, the processes living in pid's network namespace (a hung run's)."""
+    try:
+        ns = os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return
+    if ns == os.readlink("/proc/self/ns/net"):
+        return  # unshare has not switched yet: never touch our own namespace
+    for p in os.listdir("/proc"):
+        if p.isdigit() and int(p) != pid:
+            try:
+                if os.readlink(f"/proc/{p}/ns/net") == ns:
+                    os.kill(int(p), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f"Linux {platform.release()}, {os.cpu_count()} CPUs ({model}), "
+            f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}")
+
+
+def median(results, key):
+    vals = [r[key] for r in results if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(val, base, digits):
+    if val is None:
+        return "n/a"
+    s = f"{val:.{digits}f}"
+    if base:
+        s += f" ({val / base:.2f}x)"
+    return s
+
+
+def targets(summary):
+    """The issues' acceptance targets, evaluated on the medians; (label, ok or None)."""
+    out = []
+
+    def ratio(m, k, ref, rk=None):
+        a, b = summary.get(m, {}).get(k), summary.get(ref, {}).get(rk or k)
+        return a / b if a and b else None
+
+    def check(label, r, op, limit):
+        if r is None:
+            out.append((f"{label}: n/a", None))
+        else:
+            ok = r >= limit if op == ">=" else r <= limit
+            out.append((f"{label}: {r:.2f}x ({op} {limit}x)", ok))
+
+    check("tunwire TCP vs veth", ratio("tunwire", "tcp_gbps", "veth"), ">=", 0.6)
+    check("tunwire-nooffload TCP vs c-relay", ratio("tunwire-nooffload", "tcp_gbps", "c-relay"),
+          ">=", 1.0)
+    check("tunwire-nooffload UDP64 pps vs c-relay",
+          ratio("tunwire-nooffload", "udp64_kpps", "c-relay"), ">=", 0.9)
+    check("tunwire-nooffload RTT vs c-relay", ratio("tunwire-nooffload", "rtt_avg_ms", "c-relay"),
+          "<=", 1.3)
+    for on, off in (("tunwire-pcap", "tunwire"), ("tunwire-pcap-nooffload", "tunwire-nooffload")):
+        check(f"{on} TCP vs {off}", ratio(on, "tcp_gbps", off), ">=", 0.5)
+        check(f"{on} UDP64 pps vs {off}", ratio(on, "udp64_kpps", off), ">=", 0.5)
+    for m in TUNWIRE_MODES:
+        rss = summary.get(m, {}).get("rss_max_kib")
+        if rss is not None:
+            out.append((f"{m} max instance RSS: {rss} KiB (<= 8192 KiB)", rss <= 8192))
+    return out
+
+
+def report_soak(res):
+    """Print the soak verdict; returns True when every check passed."""
+    print("\nsoak: %s s of iperf3 TCP through tunwire (offload on)" % res.get("seconds"))
+    if res.get("error"):
+        print(f"  ERROR: {res['error']}")
+        return False
+    checks = []
+    mark, end = res.get("rss_mark_kib"), res.get("rss_end_kib")
+    print(f"  RSS: {mark} KiB at the 5 s mark, {end} KiB at the end, "
+          f"max {res.get('rss_max_kib')} KiB; at the end per process (supervisor first): "
+          + ", ".join(f"{k}: {v}" for k, v in (res.get("rss_end_detail_kib") or {}).items()))
+    checks.append(("RSS end <= 5 s mark + 1024 KiB", bool(mark and end and end <= mark + 1024)))
+    checks.append(("whole instance RSS <= 8192 KiB", bool(res.get("rss_max_kib"))
+                   and res["rss_max_kib"] <= 8192))
+    ctr = res.get("counters_exit") or res.get("counters_sigusr1") or {}
+    for d, c in ctr.items():
+        print(f"  {d}: {c['packets']} packets, {c['bytes']} bytes, {c['dropped']} dropped")
+    if not ctr:
+        print("  no counter lines (`X -> Y: N packets, B bytes, D dropped`) on tunwire's stderr")
+    print("  SIGUSR1 logged counters: %s" % ("yes" if res.get("counters_sigusr1") else "NO"))
+    checks.append(("SIGUSR1 logs the counters", bool(res.get("counters_sigusr1"))))
+    checks.append(("counters logged at exit", bool(res.get("counters_exit"))))
+    rcv, rtx = res.get("iperf_received_bytes"), res.get("iperf_retransmits")
+    data = ctr.get("tun0 -> tun1") or (max(ctr.values(), key=lambda c: c["bytes"]) if ctr else None)
+    drops = sum(c["dropped"] for c in ctr.values())
+    print(f"  iperf3: {res.get('iperf_sent_bytes')} bytes sent, {rcv} received, "
+          f"{res.get('tcp_gbps', 0):.2f} Gbit/s")
+    print(f"  drops counted: {drops}, iperf3 retransmits: {rtx}"
+          f" (kernel tx_dropped tun0={res.get('tun0_kernel_tx_dropped')}, "
+          f"tun1={res.get('tun1_kernel_tx_dropped')})")
+    if data and rcv is not None:
+        print(f"  relayed bytes A->B {data['bytes']} vs iperf3 received payload {rcv} "
+              f"({data['bytes'] / max(rcv, 1):.4f}x)")
+    checks.append(("counted bytes A->B >= iperf3 received bytes",
+                   bool(data and rcv is not None and data["bytes"] >= rcv)))
+    if data and data["dropped"] > 0:
+        checks.append(("data-direction drops imply TCP retransmits", bool(rtx)))
+    checks.append(("tunwire exit status 0 after SIGTERM", res.get("exit_status") == 0))
+    for label, ok in checks:
+        print(f"  {'PASS' if ok else 'FAIL'}  {label}")
+    return all(ok for _, ok in checks)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Benchmark tunwire against veth and the C peers.")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--modes", help="comma-separated, from: " + ",".join(ALL_MODES))
+    ap.add_argument("--bin", default=os.environ.get("TUNWIRE_BIN")
+                    or os.path.join(REPO, "target", "release", "tunwire"))
+    ap.add_argument("--shared", default=os.path.join(os.path.dirname(REPO), "shared", "bench"),
+                    help="directory holding tunnel_bench.py and the C peers")
+    ap.add_argument("--quick", action="store_true", help="1 round of 1 s, veth + tunwire (CI)")
+    ap.add_argument("--soak", type=int, nargs="?", const=60, metavar="SECONDS",
+                    help="run the soak scenario (default 60 s); alone unless --modes is given")
+    ap.add_argument("--cpus", metavar="LIST",
+                    help="run everything of each mode under `taskset -c LIST` (e.g. 1): steadier "
+                         "RTTs on small VMs, where cross-CPU wake-ups dominate them")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--inner", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.bin = os.path.abspath(args.bin)
+    args.shared = os.path.abspath(args.shared)
+
+    if args.inner:
+        try:
+            res = inner(args)
+        except Exception as e:  # report, never leave the outer without a JSON line
+            res = {"mode": args.inner, "error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(res), flush=True)
+        return 0
+
+    if os.geteuid() != 0:
+        sys.exit("bench.py must run as root (it creates network namespaces and TUN devices): "
+                 "sudo python3 bench/bench.py")
+    for tool in ("unshare", "ip", "ping", "iperf3") + (("taskset",) if args.cpus else ()):
+        if not shutil.which(tool):
+            sys.exit(f"bench.py needs `{tool}` in PATH")
+    if args.quick:
+        args.rounds, args.seconds = 1, 1
+    tb = load_yardstick(args.shared)
+
+    if args.modes:
+        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+        bad = [m for m in modes if m not in ALL_MODES]
+        if bad:
+            sys.exit(f"unknown mode(s) {','.join(bad)}; known: {','.join(ALL_MODES)}")
+    elif args.quick:
+        modes = ["veth", "tunwire"]
+    elif args.soak is not None:
+        modes = []
+    else:
+        modes = list(ALL_MODES)
+    skipped = {}
+    for m in list(modes):
+        why = None
+        if m in PEER_MODES and tb is None:
+            why = f"no tunnel_bench.py in {args.shared} (--shared DIR)"
+        elif m == "socat" and not shutil.which("socat"):
+            why = "socat not installed"
+        elif m.startswith("c-relay") and not shutil.which("gcc"):
+            why = "gcc not installed"
+        if why:
+            skipped[m] = why
+            modes.remove(m)
+    for m, why in skipped.items():
+        print(f"# skipping {m}: {why}", file=sys.stderr)
+    if (any(m in TUNWIRE_MODES for m in modes) or args.soak is not None) \
+            and not os.access(args.bin, os.X_OK):
+        sys.exit(f"tunwire binary not found at {args.bin}: run `cargo build --release` first, "
+                 "or pass --bin PATH / TUNWIRE_BIN")
+    for m in modes:  # compile the C peers once, outside the timed runs
+        if m.startswith("c-relay"):
+            tb.peer("c-relay-gso" if m == "c-relay-gso" else "c-relay")
+
+    failed = False
+    header = f"machine: {machine()}"
+    print(f"# {header}", flush=True)
+    results = {m: [] for m in modes}
+    per_run = 3 * args.seconds + 40
+    for _ in range(args.rounds if modes else 0):
+        for m in modes:
+            res = run_inner(m, args, per_run)
+            print(json.dumps(res), flush=True)
+            results[m].append(res)
+            failed |= bool(res.get("error") or res.get("stop_error"))
+
+    if modes:
+        summary = {}
+        for m in modes:
+            summary[m] = {k: median(results[m], k) for k in ("tcp_gbps", "udp64_kpps", "rtt_avg_ms")}
+            rss = [r["rss_kib"] for r in results[m] if r.get("rss_kib")]
+            summary[m]["rss_max_kib"] = max(rss) if rss else None
+        base = summary.get("veth", {})
+        print(f"\n{header}  ")
+        print(f"medians over {args.rounds} round(s) of {args.seconds} s, each mode in a fresh "
+              "netns" + (f", pinned to CPU(s) {args.cpus}" if args.cpus else "")
+              + "; (x) = ratio to veth in the same run; RSS = max of the whole instance\n")
+        print("| mode | TCP Gbit/s (x veth) | UDP64 kpps (x) | RTT ms (x) | RSS KiB |")
+        print("|---|---|---|---|---|")
+        errors = []
+        for m in modes:
+            s = summary[m]
+            errors += [f"{m}: {r.get('error') or r.get('stop_error')}" for r in results[m]
+                       if r.get("error") or r.get("stop_error")]
+            print(f"| {m} | {fmt(s['tcp_gbps'], base.get('tcp_gbps'), 2)} "
+                  f"| {fmt(s['udp64_kpps'], base.get('udp64_kpps'), 1)} "
+                  f"| {fmt(s['rtt_avg_ms'], base.get('rtt_avg_ms'), 3)} "
+                  f"| {s['rss_max_kib'] if s['rss_max_kib'] else '-'} |")
+        for e in errors:
+            print(f"\nERROR {e[:300]}")
+        print("\ntargets (issues' acceptance criteria, on the medians):")
+        for label, ok in targets(summary):
+            if ok is None:
+                continue  # a mode the target compares was not run
+            print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {label}")
+            if ok is False and args.check:
+                failed = True
+        print("SUMMARY " + json.dumps(summary), flush=True)
+
+    if args.soak is not None:
+        res = run_inner("soak", args, args.soak + 120)
+        print(json.dumps(res), flush=True)
+        res.setdefault("seconds", args.soak)
+        failed |= not report_soak(res)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
