@@ -176,7 +176,9 @@ pub fn drop_relay(id: &Identity) -> Result<()> {
         switch_ids(id)?;
     } else if shrink_bounding(None).is_err() {
         // A non-root start (file capability) has no CAP_SETPCAP. A user namespace of our own
-        // gives it, for this process only, so the bounding set can be emptied too.
+        // gives it, for this process only, so the bounding set can be emptied too. CAP_NET_ADMIN
+        // goes first: the namespace's capabilities have no power over anything outside it.
+        set_caps(&CapsHashSet::new())?;
         if let Err(e) = enter_own_user_namespace(id) {
             log::info!("bounding set kept ({e}); NoNewPrivs keeps it from ever being used");
         } else {
@@ -259,13 +261,20 @@ fn enter_own_user_namespace(id: &Identity) -> Result<()> {
             )
         })
     };
-    write("/proc/self/setgroups", "deny".into())?;
-    write("/proc/self/uid_map", format!("{0} {0} 1\n", id.uid))?;
-    write(
-        "/proc/self/gid_map",
-        format!("{0} {0} 1\n", Gid::effective()),
-    )?;
-    Ok(())
+    // A process started through a file capability is not dumpable, which makes its /proc/self
+    // files root's; be dumpable just long enough to write the maps (no capability over
+    // anything outside the new namespace is left at this point).
+    prctl::set_dumpable(true).map_err(|e| Error::os("set the process dumpable", e))?;
+    let maps = write("/proc/self/setgroups", "deny".into())
+        .and_then(|()| write("/proc/self/uid_map", format!("{0} {0} 1\n", id.uid)))
+        .and_then(|()| {
+            write(
+                "/proc/self/gid_map",
+                format!("{0} {0} 1\n", Gid::effective()),
+            )
+        });
+    prctl::set_dumpable(false).map_err(|e| Error::os("set the process non-dumpable", e))?;
+    maps
 }
 
 /// The capability lines of /proc/self/status that are not all zero.
