@@ -291,8 +291,13 @@ fn parse_file(text: &str) -> std::result::Result<Raw, String> {
 }
 
 fn number<T: std::str::FromStr>(what: &str, s: &str) -> std::result::Result<T, String> {
-    s.parse()
-        .map_err(|_| format!("{what} '{s}' is not a number"))
+    s.parse().map_err(|_| {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            format!("{what} '{s}' is out of range")
+        } else {
+            format!("{what} '{s}' is not a number")
+        }
+    })
 }
 
 fn validate(command: Command, raw: Raw) -> std::result::Result<Config, String> {
@@ -630,6 +635,7 @@ mod tests {
         assert!(err("--table abc").contains("not a number"));
         assert!(err("--table -1").contains("-1"));
         assert_eq!(ok("--table 4294967295").table, u32::MAX);
+        assert!(err("--table 4294967296").contains("out of range"));
         assert!(err("--priority 32766").contains("before the main rule"));
         assert!(err("--priority 0").contains("before the main rule"));
         assert!(err("--priority x").contains("not a number"));

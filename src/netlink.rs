@@ -27,6 +27,9 @@ use crate::plan::{Family, Step, PEER_ROUTE_METRIC, PROTO_TUNWIRE};
 const RT_TABLE_LOCAL: u32 = 255;
 const NLMSGERR_ATTR_MSG: u16 = 1;
 const NLM_F_CAPPED: u16 = 0x100;
+/// How long setup waits for the kernel's IPv6 local route: 400 x 5 ms = 2 s at most.
+const LOCAL_ROUTE_TRIES: u32 = 400;
+const LOCAL_ROUTE_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
 pub struct Netlink {
     socket: Socket,
@@ -87,7 +90,21 @@ impl Netlink {
                 let mut del = local_route(*addr, index, RT_TABLE_LOCAL);
                 // Match any scope and protocol, as `ip route del` does.
                 del.header.scope = RouteScope::NoWhere;
-                self.request(RouteNetlinkMessage::DelRoute(del), 0, &what)?;
+                // The kernel adds an IPv6 address's local route from a work queue, a moment
+                // after it acknowledged the address: wait for it, within a bound.
+                let mut tries = 0;
+                loop {
+                    match self.request(RouteNetlinkMessage::DelRoute(del.clone()), 0, &what) {
+                        Err(Error::Netlink {
+                            errno: Errno::ESRCH,
+                            ..
+                        }) if addr.is_ipv6() && tries < LOCAL_ROUTE_TRIES => {
+                            tries += 1;
+                            std::thread::sleep(LOCAL_ROUTE_WAIT);
+                        }
+                        other => break other?,
+                    }
+                }
                 let mut add = local_route(*addr, index, *table);
                 add.header.protocol = RouteProtocol::from(PROTO_TUNWIRE);
                 self.request(

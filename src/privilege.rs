@@ -179,7 +179,7 @@ pub fn drop_relay(id: &Identity) -> Result<()> {
         // gives it, for this process only, so the bounding set can be emptied too. CAP_NET_ADMIN
         // goes first: the namespace's capabilities have no power over anything outside it.
         set_caps(&CapsHashSet::new())?;
-        if let Err(e) = enter_own_user_namespace(id) {
+        if let Err(e) = enter_own_user_namespace() {
             log::info!("bounding set kept ({e}); NoNewPrivs keeps it from ever being used");
         } else {
             shrink_bounding(None)?;
@@ -250,7 +250,9 @@ fn shrink_bounding(keep: Option<Capability>) -> Result<()> {
 
 /// unshare(CLONE_NEWUSER) and map our own uid and gid onto themselves, so files we create
 /// still belong to us and /proc shows the same ids from outside.
-fn enter_own_user_namespace(id: &Identity) -> Result<()> {
+fn enter_own_user_namespace() -> Result<()> {
+    // Read before unshare: inside the new namespace, unmapped ids read as the overflow id.
+    let (uid, gid) = (Uid::effective(), Gid::effective());
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
         .map_err(|e| Error::os("create a user namespace", e))?;
     let write = |path: &str, text: String| {
@@ -266,13 +268,8 @@ fn enter_own_user_namespace(id: &Identity) -> Result<()> {
     // anything outside the new namespace is left at this point).
     prctl::set_dumpable(true).map_err(|e| Error::os("set the process dumpable", e))?;
     let maps = write("/proc/self/setgroups", "deny".into())
-        .and_then(|()| write("/proc/self/uid_map", format!("{0} {0} 1\n", id.uid)))
-        .and_then(|()| {
-            write(
-                "/proc/self/gid_map",
-                format!("{0} {0} 1\n", Gid::effective()),
-            )
-        });
+        .and_then(|()| write("/proc/self/uid_map", format!("{uid} {uid} 1\n")))
+        .and_then(|()| write("/proc/self/gid_map", format!("{gid} {gid} 1\n")));
     prctl::set_dumpable(false).map_err(|e| Error::os("set the process non-dumpable", e))?;
     maps
 }
