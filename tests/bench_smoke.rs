@@ -4,24 +4,11 @@
 
 use std::process::Command;
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
-        })
-        .unwrap_or(false)
-}
+mod common;
 
 #[test]
 fn bench_quick_reports_tunwire_tcp() {
-    if !is_root() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("bench_smoke needs root and CI=true: run the tests as root in CI");
-        }
-        eprintln!("skipping bench_smoke: needs root (sudo -E cargo test --test bench_smoke)");
+    if !common::require_root() {
         return;
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/bench.py");

@@ -15,15 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+mod common;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const TMP: &str = env!("CARGO_TARGET_TMPDIR");
 const UNIT: &str = "systemd/tunwire@.service";
 /// systemd-analyze security --offline: openvpn-server@.service scores 7.5.
 const MAX_EXPOSURE: f64 = 2.0;
-
-fn in_ci() -> bool {
-    matches!(std::env::var("CI").as_deref(), Ok("true" | "1"))
-}
 
 /// false (and a message) when this test cannot run here; a panic in CI.
 fn runnable(test: &str, root: bool, tools: &[&str]) -> bool {
@@ -32,30 +30,18 @@ fn runnable(test: &str, root: bool, tools: &[&str]) -> bool {
         .filter(|t| !on_path(t))
         .map(|t| format!("`{t}`"))
         .collect();
-    if root && !nix_is_root() {
+    if root && !common::is_root() {
         missing.push("root".into());
     }
     if missing.is_empty() {
         return true;
     }
     let why = format!("{test}: needs {}", missing.join(", "));
-    if in_ci() {
+    if common::in_ci() {
         panic!("{why} (CI=true: a missing prerequisite is a failure, see .ci/run)");
     }
     eprintln!("SKIPPED {why}");
     false
-}
-
-fn nix_is_root() -> bool {
-    // /proc/self/status "Uid: real effective ..." without a libc dependency.
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
 }
 
 fn on_path(tool: &str) -> bool {

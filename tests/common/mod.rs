@@ -77,14 +77,23 @@ pub fn member_gids() -> Vec<u32> {
 /// True when the caller may go on. Integration tests need root (namespaces, TUN, setcap): with
 /// CI=true a non-root run is a failure, otherwise the test is skipped with a note on stderr.
 pub fn require_root() -> bool {
-    if euid() == 0 {
+    if is_root() {
         return true;
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if in_ci() {
         panic!("integration tests need root (CI=true): run `cargo test` as root");
     }
     eprintln!("skipped: integration tests need root (they create network namespaces)");
     false
+}
+
+/// CI=true (CI sets it): a test that cannot run is a failure there, not a skip.
+pub fn in_ci() -> bool {
+    matches!(std::env::var("CI").as_deref(), Ok("true" | "1"))
+}
+
+pub fn is_root() -> bool {
+    euid() == 0
 }
 
 fn euid() -> u32 {
