@@ -12,10 +12,12 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+use nix::libc;
 use pcap_file::pcap::PcapHeader;
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
@@ -122,6 +124,46 @@ struct Output {
     flushed: u64,
     /// Records in this file.
     packets: u64,
+    /// Start of the range whose writeback was started but not yet waited for.
+    wb_from: u64,
+    /// End of that range: writeback has been started up to here.
+    wb_to: u64,
+}
+
+/// Page cache a file capture may hold before it is written back and dropped.
+const WRITEBACK_WINDOW: u64 = 8 << 20;
+
+impl Output {
+    /// Keep the file's page cache to about two windows: start writeback of what was written
+    /// since the last call, wait for the window before it and drop its pages. A capture then
+    /// reuses a small set of warm pages instead of filling memory with a file nobody reads
+    /// back now. Best effort: a file system without writeback (tmpfs) ignores it.
+    fn recycle_page_cache(&mut self) {
+        if self.flushed < self.wb_to + WRITEBACK_WINDOW {
+            return;
+        }
+        let fd = self.file.as_raw_fd();
+        if self.wb_from < self.wb_to {
+            let (off, len) = (self.wb_from as i64, (self.wb_to - self.wb_from) as i64);
+            // SAFETY: plain integers on an fd we own; no memory is passed.
+            unsafe {
+                libc::sync_file_range(
+                    fd,
+                    off,
+                    len,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                );
+            }
+            let _ = posix_fadvise(fd, off, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+        }
+        let (off, len) = (self.wb_to as i64, (self.flushed - self.wb_to) as i64);
+        // SAFETY: as above.
+        unsafe { libc::sync_file_range(fd, off, len, libc::SYNC_FILE_RANGE_WRITE) };
+        self.wb_from = self.wb_to;
+        self.wb_to = self.flushed;
+    }
 }
 
 /// An open capture. See the module documentation.
@@ -320,6 +362,8 @@ impl Capture {
             size: self.header.len() as u64,
             flushed: 0,
             packets: 0,
+            wb_from: 0,
+            wb_to: 0,
         });
         if let (Some(path), Some(keep)) = (path.filter(|_| self.max_size.is_some()), self.keep) {
             self.ring.push_back(path);
@@ -373,6 +417,9 @@ impl Capture {
                 out.flushed += out.buf.len() as u64;
                 out.buf.clear();
                 out.buf_records = 0;
+                if out.path.is_some() {
+                    out.recycle_page_cache();
+                }
             }
             Err(e) => {
                 let out = self.out.take().expect("output present");
