@@ -83,7 +83,7 @@ fn check(cfg: &Config) -> Result<u8> {
         );
     }
     println!(
-        "ip rule del proto {} iif {{{},{}}}   # leftovers of a killed instance, if any",
+        "# then remove leftover rules of a killed instance: proto {} with iif {} or {}",
         plan::PROTO_TUNWIRE,
         cfg.sides[0].name,
         cfg.sides[1].name
