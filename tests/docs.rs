@@ -9,19 +9,17 @@
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const USAGE: &str = include_str!("../src/usage.txt");
 const PAGES: [&str; 2] = ["man/tunwire.8", "man/tunwire.conf.5"];
-
-fn in_ci() -> bool {
-    matches!(std::env::var("CI").as_deref(), Ok("true" | "1"))
-}
 
 fn have_mandoc(test: &str) -> bool {
     if Command::new("mandoc").arg("-V").output().is_ok() {
         return true;
     }
-    if in_ci() {
+    if common::in_ci() {
         panic!("{test}: mandoc is not installed (CI=true: install it, see .ci/run)");
     }
     eprintln!("SKIPPED {test}: needs `mandoc`");
