@@ -844,3 +844,58 @@ fn dual_stack_setup_is_reliable_across_restarts() {
         assert_eq!(ns.state(), before, "state after round {round}");
     }
 }
+
+#[test]
+fn systemd_notify_and_journal_format() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    // Abstract unix sockets belong to the network namespace: this one is private to the test.
+    let listener = ns.spawn_bg(
+        r#"exec python3 -u -c '
+import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("\0tunwire-test-notify")
+s.settimeout(30)
+print("listening")
+while True:
+    m = s.recv(4096).decode()
+    print(m)
+    if m.startswith("STOPPING"):
+        break
+'"#,
+    );
+    assert!(
+        wait_until(READY_TIMEOUT, || listener.stdout().contains("listening")),
+        "notify listener did not start: {}",
+        listener.stderr()
+    );
+    let mut cmd = ns.tunwire_cmd(&[], As::Root);
+    cmd.env("NOTIFY_SOCKET", "@tunwire-test-notify")
+        .env("JOURNAL_STREAM", "8:12345");
+    let mut tw = ns.start(cmd);
+    tw.wait_ready().expect("ready under a systemd environment");
+    assert!(
+        wait_until(READY_TIMEOUT, || listener.stdout().contains("READY=1")),
+        "no READY=1 after the ready line: {}",
+        listener.stdout()
+    );
+    ns.assert_ping("192.168.13.2");
+    let e = tw.stop("TERM");
+    assert_eq!(e.code, Some(0), "{e}");
+    assert!(
+        wait_until(READY_TIMEOUT, || listener.stdout().contains("STOPPING=1")),
+        "no STOPPING=1 at stop: {}",
+        listener.stdout()
+    );
+    // Journal format: a syslog priority, no timestamp, no program name (the journal adds both).
+    let ready = e
+        .stderr
+        .lines()
+        .find(|l| l.contains("ready:"))
+        .unwrap_or_else(|| panic!("no ready line:\n{e}"))
+        .to_string();
+    assert!(ready.starts_with("<6>ready: tun0 192.168.13.1"), "{ready}");
+    ns.assert_no_leftovers();
+}
