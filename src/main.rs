@@ -231,7 +231,16 @@ fn relay_main(
     let [a, b] = tuns;
     let capture = match &cfg.capture {
         None => None,
-        Some(c) => Some(Capture::open(c, [iface(cfg, 0), iface(cfg, 1)]).map_err(Error::Runtime)?),
+        Some(c) => Some(
+            Capture::open(c, [iface(cfg, 0), iface(cfg, 1)]).map_err(|e| {
+                Error::Runtime(format!(
+                "{e}\n  hint: the capture is opened as {} after the privilege drop; pick a path \
+                 that user may write{}",
+                id.name,
+                if id.switch { ", or set --user" } else { "" }
+            ))
+            })?,
+        ),
     };
     let hdr = if cfg.offload { VNET_HDR_LEN } else { 0 };
     let mut relay = Relay::new([a.fd, b.fd], [a.name, b.name], hdr, capture);

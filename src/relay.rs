@@ -42,11 +42,6 @@ pub struct Relay {
     buf: Vec<u8>,
 }
 
-/// Why the loop ended.
-enum Stop {
-    Signal(Signal),
-}
-
 impl Relay {
     pub fn new(
         tuns: [OwnedFd; 2],
@@ -71,16 +66,13 @@ impl Relay {
             capture.finish();
         }
         self.log_counters();
-        match result {
-            Ok(Stop::Signal(sig)) => {
-                log::debug!("relay stopping on {sig}");
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        let sig = result?;
+        log::debug!("relay stopping on {sig}");
+        Ok(())
     }
 
-    fn run_loop(&mut self, signals: &SignalFd) -> Result<Stop> {
+    /// Returns the signal that ended the loop.
+    fn run_loop(&mut self, signals: &SignalFd) -> Result<Signal> {
         loop {
             let (ready, sig_ready) = {
                 let mut fds = [
@@ -105,8 +97,8 @@ impl Relay {
                 capture.end_batch(Instant::now());
             }
             if sig_ready {
-                if let Some(stop) = self.on_signal(signals)? {
-                    return Ok(stop);
+                if let Some(sig) = self.on_signal(signals)? {
+                    return Ok(sig);
                 }
             }
         }
@@ -160,7 +152,8 @@ impl Relay {
         Ok(())
     }
 
-    fn on_signal(&mut self, signals: &SignalFd) -> Result<Option<Stop>> {
+    /// Handles pending signals; returns the one that asks the relay to stop, if any.
+    fn on_signal(&mut self, signals: &SignalFd) -> Result<Option<Signal>> {
         while let Some(info) = signals
             .read_signal()
             .map_err(|e| Error::os("read the signalfd", e))?
@@ -169,7 +162,7 @@ impl Relay {
                 continue;
             };
             match sig {
-                Signal::SIGINT | Signal::SIGTERM => return Ok(Some(Stop::Signal(sig))),
+                Signal::SIGINT | Signal::SIGTERM => return Ok(Some(sig)),
                 Signal::SIGUSR1 => self.log_counters(),
                 Signal::SIGHUP => {
                     if let Some(capture) = self.capture.as_mut() {
