@@ -137,7 +137,8 @@ fn start(cfg: &Config) -> Result<u8> {
     if leftovers > 0 {
         log::info!("removed {leftovers} leftover rules of an earlier instance");
     }
-    if let Err(e) = plan::build(cfg).iter().try_for_each(|step| nl.apply(step)) {
+    let steps = plan::build(cfg);
+    if let Err(e) = steps.iter().try_for_each(|step| nl.apply(step)) {
         // Closing the TUNs removes their addresses and routes; the rules must go by hand.
         drop(tuns);
         if let Err(undo) = supervisor::teardown(&names) {
@@ -146,6 +147,7 @@ fn start(cfg: &Config) -> Result<u8> {
         return Err(e);
     }
     drop(nl);
+    let indices = [tuns[0].index, tuns[1].index];
 
     // 4. Fork while single-threaded; the relay reports readiness through a pipe.
     let (ready_rx, ready_tx) =
@@ -176,10 +178,17 @@ fn start(cfg: &Config) -> Result<u8> {
             drop(ready_tx);
             privilege::drop_supervisor(&id)?;
             let signals = signalfd(&mask)?;
+            let watch = Netlink::monitor_links()
+                .inspect_err(|e| log::warn!("{e}; a link flap will not be repaired"))
+                .ok();
             let sup = Supervisor {
                 relay: child,
                 ready: Some(ready_rx),
                 ready_line: ready_line(cfg, &id),
+                watch,
+                links: indices.map(|i| (i, true)),
+                plan: steps,
+                stopping: false,
                 names,
             };
             log::debug!("relay is pid {child}");

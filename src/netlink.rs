@@ -4,6 +4,7 @@
 //! bottom. Must not touch anything that is not ours: deletions filter on PROTO_TUNWIRE and names.
 
 use std::net::IpAddr;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
@@ -26,6 +27,7 @@ use crate::plan::{Family, Step, PEER_ROUTE_METRIC, PROTO_TUNWIRE};
 
 const RT_TABLE_LOCAL: u32 = 255;
 const NLMSGERR_ATTR_MSG: u16 = 1;
+const RTNLGRP_LINK: u32 = 1;
 const NLM_F_CAPPED: u16 = 0x100;
 /// How long setup waits for the kernel's IPv6 local route: 400 x 5 ms = 2 s at most.
 const LOCAL_ROUTE_TRIES: u32 = 400;
@@ -34,6 +36,12 @@ const LOCAL_ROUTE_WAIT: std::time::Duration = std::time::Duration::from_millis(5
 pub struct Netlink {
     socket: Socket,
     seq: u32,
+}
+
+impl AsFd for Netlink {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
 }
 
 impl Netlink {
@@ -87,31 +95,8 @@ impl Netlink {
             }
             Step::MoveLocalRoute { dev, addr, table } => {
                 let index = ifindex(dev)?;
-                let mut del = local_route(*addr, index, RT_TABLE_LOCAL);
-                // Match any scope and protocol, as `ip route del` does.
-                del.header.scope = RouteScope::NoWhere;
-                // The kernel adds an IPv6 address's local route from a work queue, a moment
-                // after it acknowledged the address: wait for it, within a bound.
-                let mut tries = 0;
-                loop {
-                    match self.request(RouteNetlinkMessage::DelRoute(del.clone()), 0, &what) {
-                        Err(Error::Netlink {
-                            errno: Errno::ESRCH,
-                            ..
-                        }) if addr.is_ipv6() && tries < LOCAL_ROUTE_TRIES => {
-                            tries += 1;
-                            std::thread::sleep(LOCAL_ROUTE_WAIT);
-                        }
-                        other => break other?,
-                    }
-                }
-                let mut add = local_route(*addr, index, *table);
-                add.header.protocol = RouteProtocol::from(PROTO_TUNWIRE);
-                self.request(
-                    RouteNetlinkMessage::NewRoute(add),
-                    NLM_F_CREATE | NLM_F_EXCL,
-                    &what,
-                )
+                self.delete_local_route(*addr, index, &what)?;
+                self.add_our_local_route(*addr, index, *table, &what)
             }
             Step::AddRule {
                 family,
@@ -159,6 +144,94 @@ impl Netlink {
                 )
             }
         }
+    }
+
+    /// A socket that hears link changes (RTNLGRP_LINK), for the supervisor's watch.
+    pub fn monitor_links() -> Result<Self> {
+        let nl = Self::open()?;
+        nl.socket
+            .add_membership(RTNLGRP_LINK)
+            .map_err(|e| io_error("subscribe to link events", e))?;
+        Ok(nl)
+    }
+
+    /// The (index, is up) of every link change in the next datagram of a `monitor_links` socket.
+    pub fn link_events(&mut self) -> Result<Vec<(u32, bool)>> {
+        Ok(self
+            .receive("read link events")?
+            .into_iter()
+            .filter_map(|m| match m.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                    Some((link.header.index, link.header.flags.contains(LinkFlags::Up)))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Execute a step again after the kernel undid part of the setup (a link went down and up):
+    /// what still exists is fine, only what is missing is added.
+    pub fn reapply(&mut self, step: &Step) -> Result<()> {
+        let result = match step {
+            Step::MoveLocalRoute { dev, addr, table } => {
+                let what = step.to_string().replace('\n', "; ");
+                let index = ifindex(dev)?;
+                // Already gone from table local is as good as deleted.
+                match self.delete_local_route(*addr, index, &what) {
+                    Err(Error::Netlink {
+                        errno: Errno::ESRCH,
+                        ..
+                    })
+                    | Ok(()) => self.add_our_local_route(*addr, index, *table, &what),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => self.apply(step),
+        };
+        match result {
+            Err(Error::Netlink {
+                errno: Errno::EEXIST,
+                ..
+            }) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn delete_local_route(&mut self, addr: IpAddr, index: u32, what: &str) -> Result<()> {
+        let mut del = local_route(addr, index, RT_TABLE_LOCAL);
+        // Match any scope and protocol, as `ip route del` does.
+        del.header.scope = RouteScope::NoWhere;
+        // The kernel adds an IPv6 address's local route from a work queue, a moment after it
+        // acknowledged the address: wait for it, within a bound.
+        let mut tries = 0;
+        loop {
+            match self.request(RouteNetlinkMessage::DelRoute(del.clone()), 0, what) {
+                Err(Error::Netlink {
+                    errno: Errno::ESRCH,
+                    ..
+                }) if addr.is_ipv6() && tries < LOCAL_ROUTE_TRIES => {
+                    tries += 1;
+                    std::thread::sleep(LOCAL_ROUTE_WAIT);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn add_our_local_route(
+        &mut self,
+        addr: IpAddr,
+        index: u32,
+        table: u32,
+        what: &str,
+    ) -> Result<()> {
+        let mut add = local_route(addr, index, table);
+        add.header.protocol = RouteProtocol::from(PROTO_TUNWIRE);
+        self.request(
+            RouteNetlinkMessage::NewRoute(add),
+            NLM_F_CREATE | NLM_F_EXCL,
+            what,
+        )
     }
 
     /// Delete every rule, of either family, that carries our protocol tag and names one of

@@ -52,6 +52,19 @@ pub enum Step {
     },
 }
 
+impl Step {
+    /// The TUN this step configures.
+    pub fn dev(&self) -> &str {
+        match self {
+            Step::LinkUp { dev, .. }
+            | Step::AddAddress { dev, .. }
+            | Step::MoveLocalRoute { dev, .. }
+            | Step::AddRule { dev, .. }
+            | Step::AddPeerRoute6 { dev, .. } => dev,
+        }
+    }
+}
+
 pub fn build(cfg: &Config) -> Vec<Step> {
     let mut steps = Vec::new();
     let [a, b] = &cfg.sides;

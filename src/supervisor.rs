@@ -2,7 +2,10 @@
 //! The supervisor: the parent after the fork, the main PID under systemd. It holds only
 //! CAP_NET_ADMIN and never reads packets. It waits for the relay to report ready, forwards
 //! SIGINT, SIGTERM, SIGHUP and SIGUSR1 to it, and when the relay exits for any reason (SIGKILL
-//! included) it removes our rules and exits with the relay's status. Must not touch the TUN fds.
+//! included) it removes our rules and exits with the relay's status. It also watches the two
+//! links: a link taken down and up again loses part of the setup (IPv6 addresses, the moved
+//! local routes), so traffic would silently bypass the wire; the supervisor puts back what is
+//! missing. Must not touch the TUN fds.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -16,6 +19,7 @@ use nix::unistd::Pid;
 use crate::error::{Error, EXIT_FAILURE};
 use crate::netlink::Netlink;
 use crate::notify::notify;
+use crate::plan::Step;
 
 pub struct Supervisor {
     pub relay: Pid,
@@ -25,6 +29,14 @@ pub struct Supervisor {
     pub names: [String; 2],
     /// The line logged (and READY=1 sent) once the relay reports ready.
     pub ready_line: String,
+    /// Link events of the two TUNs, when the subscription worked.
+    pub watch: Option<Netlink>,
+    /// The TUNs' interface indices and whether each was last seen up.
+    pub links: [(u32, bool); 2],
+    /// The setup, to put back after a link went down and up.
+    pub plan: Vec<Step>,
+    /// Set once a stop signal was forwarded: link changes are then expected.
+    pub stopping: bool,
 }
 
 impl Supervisor {
@@ -43,8 +55,13 @@ impl Supervisor {
 
     fn wait_relay(&mut self, signals: &SignalFd) -> u8 {
         loop {
-            let (sig_ready, pipe_ready) = {
+            let (sig_ready, watch_ready, pipe_ready) = {
                 let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+                let watch_at = fds.len();
+                if let Some(watch) = &self.watch {
+                    fds.push(PollFd::new(watch.as_fd(), PollFlags::POLLIN));
+                }
+                let ready_at = fds.len();
                 if let Some(ready) = &self.ready {
                     fds.push(PollFd::new(ready.as_fd(), PollFlags::POLLIN));
                 }
@@ -56,10 +73,15 @@ impl Supervisor {
                     }
                 }
                 let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-                (ready(&fds[0]), fds.get(1).is_some_and(ready))
+                let watch_ready = self.watch.is_some() && fds.get(watch_at).is_some_and(ready);
+                let pipe_ready = self.ready.is_some() && fds.get(ready_at).is_some_and(ready);
+                (ready(&fds[0]), watch_ready, pipe_ready)
             };
             if pipe_ready {
                 self.on_ready_pipe();
+            }
+            if watch_ready {
+                self.on_link_events();
             }
             if sig_ready {
                 if let Some(code) = self.on_signal(signals) {
@@ -84,6 +106,57 @@ impl Supervisor {
         }
     }
 
+    /// A TUN that comes back up after being down has lost part of the setup: put it back.
+    fn on_link_events(&mut self) {
+        let events = match self.watch.as_mut().map(Netlink::link_events) {
+            Some(Ok(events)) => events,
+            Some(Err(e)) => {
+                // Typically ENOBUFS after a burst of events: the watch goes on.
+                log::debug!("link events: {e}");
+                return;
+            }
+            None => return,
+        };
+        if self.stopping {
+            return; // the links go down because we stop
+        }
+        let mut came_up: Vec<&str> = Vec::new();
+        for (index, up) in events {
+            for (i, link) in self.links.iter_mut().enumerate() {
+                if link.0 != index || link.1 == up {
+                    continue;
+                }
+                link.1 = up;
+                if up {
+                    came_up.push(&self.names[i]);
+                } else {
+                    log::warn!(
+                        "{} went down: the wire is cut until it comes up again",
+                        self.names[i]
+                    );
+                }
+            }
+        }
+        if came_up.is_empty() {
+            return;
+        }
+        // Only the steps of the link that went down were undone.
+        let lost: Vec<&Step> = self
+            .plan
+            .iter()
+            .filter(|s| came_up.contains(&s.dev()))
+            .collect();
+        match Netlink::open().and_then(|mut nl| lost.iter().try_for_each(|s| nl.reapply(s))) {
+            Ok(()) => log::warn!(
+                "{} came back up; the setup it lost was put back",
+                came_up.join(" and ")
+            ),
+            Err(e) => {
+                log::error!("{e}\n  hint: the wire may now bypass user space; restart tunwire")
+            }
+        }
+    }
+
     /// Forward stop/reload/report signals; reap the relay on SIGCHLD.
     fn on_signal(&mut self, signals: &SignalFd) -> Option<u8> {
         while let Ok(Some(info)) = signals.read_signal() {
@@ -93,6 +166,7 @@ impl Supervisor {
             match sig {
                 Signal::SIGCHLD => {}
                 Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP | Signal::SIGUSR1 => {
+                    self.stopping |= matches!(sig, Signal::SIGINT | Signal::SIGTERM);
                     if let Err(e) = kill(self.relay, sig) {
                         log::debug!("forwarding {sig} to the relay: {e}");
                     }

@@ -39,6 +39,8 @@ nix::ioctl_write_ptr_bad!(tunsetvnethdrsz, 0x4004_54d8, libc::c_int);
 
 pub struct Tun {
     pub name: String,
+    /// The interface index, which stays the device's for as long as the fd holds it.
+    pub index: u32,
     pub fd: OwnedFd,
 }
 
@@ -102,8 +104,11 @@ impl Tun {
                  it was left alone\n  hint: remove it with `ip tuntap del {name} mode tun`, or pick other names"
             )));
         }
+        let index = nix::net::if_::if_nametoindex(name)
+            .map_err(|e| Error::os(format!("find the index of {name}"), e))?;
         Ok(Tun {
             name: name.to_string(),
+            index,
             fd,
         })
     }

@@ -899,3 +899,37 @@ while True:
     assert!(ready.starts_with("<6>ready: tun0 192.168.13.1"), "{ready}");
     ns.assert_no_leftovers();
 }
+
+#[test]
+fn a_link_flap_is_repaired_and_traffic_crosses_the_wire_again() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let mut tw = ns.up(&DUAL, As::Root);
+    // Down and up undoes part of the setup: the IPv4 local route returns to table local (then
+    // traffic would take lo) and the IPv6 address goes.
+    ns.sh_ok("ip link set tun1 down && ip link set tun1 up");
+    tw.wait_stderr("tun1 came back up", READY_TIMEOUT)
+        .unwrap_or_else(|e| panic!("no repair after the flap: {e}"));
+    let local = ns.sh_ok("ip route show table local; ip -6 route show table local");
+    assert!(
+        !local.contains("192.168.13.") && !local.contains("fd13::"),
+        "the pair's local routes are back in table local:\n{local}"
+    );
+    // Three echoes each way per family; ICMPv6 types 128/129 only (no neighbour discovery).
+    let mut tcpdump =
+        ns.tcpdump("-i tun1 -c 12 '(icmp or (icmp6 and (ip6[40] == 128 or ip6[40] == 129)))'");
+    ns.assert_ping(B4);
+    ns.assert_ping(B6);
+    let dump = tcpdump.wait(EXIT_TIMEOUT);
+    assert!(
+        dump.stdout
+            .contains("192.168.13.1 > 192.168.13.2: ICMP echo request")
+            && dump
+                .stdout
+                .contains("fd13::1 > fd13::2: ICMP6, echo request"),
+        "after the flap the pings must cross tun1: {dump}"
+    );
+    stop_clean(&ns, &mut tw);
+}
