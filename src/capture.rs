@@ -5,7 +5,8 @@
 //! It runs inside the relay after the privilege drop, so files are opened with the relay's own
 //! identity and the umask; nothing here gains privileges. It must never stop or stall the wire
 //! beyond one buffered write: every fault is logged once, counted in `lost()`, and capture stops
-//! (SIGHUP, `reopen()`, tries a fresh file). The hot path (`record()`) does not allocate: it
+//! (SIGHUP, `reopen()`, tries a fresh file). A pipe on stdout is written non-blocking, so a
+//! reader that falls behind costs whole records (counted as lost), never the wire's progress. The hot path (`record()`) does not allocate: it
 //! appends a hand-built record to a reused buffer; pcap-file only builds the file headers.
 
 use std::collections::VecDeque;
@@ -16,8 +17,10 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+use nix::fcntl::{fcntl, posix_fadvise, FcntlArg, OFlag, PosixFadviseAdvice};
 use nix::libc;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::{fstat, SFlag};
 use pcap_file::pcap::PcapHeader;
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
@@ -124,16 +127,56 @@ struct Output {
     flushed: u64,
     /// Records in this file.
     packets: u64,
+    /// A pipe or socket on stdout, written non-blocking so a slow reader cannot stall the
+    /// wire: what does not fit waits in `buf`, and records that do not fit there are lost.
+    nonblocking: bool,
     /// Start of the range whose writeback was started but not yet waited for.
     wb_from: u64,
     /// End of that range: writeback has been started up to here.
     wb_to: u64,
 }
 
+/// How long the exit waits for a slow stdout reader to take the buffered records.
+const FINAL_DRAIN: Duration = Duration::from_secs(2);
+
+/// Switch O_NONBLOCK on (or back off) when `fd` is a pipe or socket; returns whether it is one.
+/// A terminal or file on stdout stays blocking: its flags are shared with the shell.
+fn set_nonblocking_if_pipe(fd: &impl AsFd, on: bool) -> bool {
+    let raw = fd.as_fd().as_raw_fd();
+    let is_pipe = fstat(raw).is_ok_and(|st| {
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        kind == SFlag::S_IFIFO || kind == SFlag::S_IFSOCK
+    });
+    if !is_pipe {
+        return false;
+    }
+    let Ok(flags) = fcntl(raw, FcntlArg::F_GETFL) else {
+        return false;
+    };
+    let mut flags = OFlag::from_bits_truncate(flags);
+    flags.set(OFlag::O_NONBLOCK, on);
+    fcntl(raw, FcntlArg::F_SETFL(flags)).is_ok()
+}
+
 /// Page cache a file capture may hold before it is written back and dropped.
 const WRITEBACK_WINDOW: u64 = 8 << 20;
 
 impl Output {
+    /// Write what the (non-blocking) output takes now; returns the bytes written.
+    fn write_available(&mut self) -> std::io::Result<usize> {
+        let mut done = 0;
+        while done < self.buf.len() {
+            match self.file.write(&self.buf[done..]) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
     /// Keep the file's page cache to about two windows: start writeback of what was written
     /// since the last call, wait for the window before it and drop its pages. A capture then
     /// reuses a small set of warm pages instead of filling memory with a file nobody reads
@@ -183,6 +226,7 @@ pub struct Capture {
     ring: VecDeque<PathBuf>,
     last_flush: Instant,
     finished: bool,
+    slow_reader_warned: bool,
     recorded: u64,
     lost: u64,
 }
@@ -218,6 +262,7 @@ impl Capture {
             ring: VecDeque::new(),
             last_flush: Instant::now(),
             finished: false,
+            slow_reader_warned: false,
             recorded: 0,
             lost: 0,
         };
@@ -261,6 +306,18 @@ impl Capture {
             self.lost += 1;
             return;
         };
+        if out.nonblocking && out.buf.len() + rec_len > out.buf.capacity() {
+            // The reader is behind and the buffer is full: drop this record, whole.
+            self.lost += 1;
+            if !self.slow_reader_warned {
+                self.slow_reader_warned = true;
+                log::warn!(
+                    "capture reader is too slow; dropping capture records (counted as lost), \
+                     the wire keeps running"
+                );
+            }
+            return;
+        }
         let orig_len = u32::try_from(packet.len()).unwrap_or(u32::MAX);
         let data = &packet[..caplen];
         match self.format {
@@ -326,12 +383,14 @@ impl Capture {
         let mut buf = std::mem::take(&mut self.spare);
         buf.clear();
         buf.reserve(BUF_CAPACITY);
+        let mut nonblocking = false;
         let (file, path) = match &self.target {
             Target::Stdout => {
                 let fd = std::io::stdout()
                     .as_fd()
                     .try_clone_to_owned()
                     .map_err(|e| format!("failed to open capture output stdout: {e}"))?;
+                nonblocking = set_nonblocking_if_pipe(&fd, true);
                 (File::from(fd), None)
             }
             Target::File(base) => {
@@ -362,6 +421,7 @@ impl Capture {
             size: self.header.len() as u64,
             flushed: 0,
             packets: 0,
+            nonblocking,
             wb_from: 0,
             wb_to: 0,
         });
@@ -398,6 +458,34 @@ impl Capture {
     /// Flush and close the current output, keeping its buffer for the next one.
     fn close_output(&mut self) {
         self.flush();
+        if let Some(out) = self.out.as_mut().filter(|o| o.nonblocking) {
+            // Give a slow reader a bounded while to take the rest; never hang the exit on it.
+            let deadline = Instant::now() + FINAL_DRAIN;
+            while !out.buf.is_empty() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+                let mut fds = [PollFd::new(out.file.as_fd(), PollFlags::POLLOUT)];
+                if ms == 0 || !matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(1)) {
+                    break;
+                }
+                match out.write_available() {
+                    Ok(n) => {
+                        out.buf.drain(..n);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if !out.buf.is_empty() {
+                self.recorded -= out.buf_records;
+                self.lost += out.buf_records;
+                log::warn!(
+                    "capture reader did not take the last {} records before exit",
+                    out.buf_records
+                );
+                out.buf.clear();
+            }
+            set_nonblocking_if_pipe(&out.file, false);
+        }
         if let Some(out) = self.out.take() {
             self.spare = out.buf;
         }
@@ -412,11 +500,18 @@ impl Capture {
         if out.buf.is_empty() {
             return;
         }
-        match out.file.write_all(&out.buf) {
-            Ok(()) => {
-                out.flushed += out.buf.len() as u64;
-                out.buf.clear();
-                out.buf_records = 0;
+        let written = if out.nonblocking {
+            out.write_available()
+        } else {
+            out.file.write_all(&out.buf).map(|()| out.buf.len())
+        };
+        match written {
+            Ok(n) => {
+                out.flushed += n as u64;
+                out.buf.drain(..n);
+                if out.buf.is_empty() {
+                    out.buf_records = 0;
+                }
                 if out.path.is_some() {
                     out.recycle_page_cache();
                 }

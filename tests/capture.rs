@@ -891,3 +891,63 @@ fn sighup_reopens_after_the_file_was_moved() {
     );
     assert_eq!(fs::metadata(&file).expect("stat F").uid(), MEMBER.uid);
 }
+
+#[test]
+fn a_stalled_live_reader_does_not_stall_the_wire() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let fifo = ns.dir().join("stalled.fifo");
+    let go = ns.dir().join("go");
+    let out = ns.dir().join("stalled.pcapng");
+    ns.sh_ok(&format!("mkfifo -m 0600 {}", q(p(&fifo))));
+    // The reader opens the pipe, then reads nothing until the test says so.
+    let mut reader = ns.spawn_bg(&format!(
+        "exec 3< {}; while [ ! -e {} ]; do sleep 0.05; done; exec cat <&3 > {}",
+        q(p(&fifo)),
+        q(p(&go)),
+        q(p(&out))
+    ));
+    let mut args: Vec<&str> = AS_MEMBER.to_vec();
+    args.extend(["--pcap", "-"]);
+    let script = format!(r#"exec "$0" "$@" > {}"#, q(p(&fifo)));
+    let mut tw = ns.start(wrapped_cmd(&ns, &script, &args));
+    tw.wait_ready()
+        .unwrap_or_else(|e| panic!("tunwire --pcap - did not become ready: {e}"));
+    let relay = tw.relay_pid();
+
+    // 3 MiB is far more than the pipe and the capture buffer hold: with a blocking write the
+    // relay would hang here and curl would time out.
+    let www = ns.dir().join("www");
+    fs::create_dir(&www).expect("create www");
+    let sha = random_file(&ns, &www.join("big.bin"), 3 << 20);
+    let _server = http_server(&ns, &www);
+    let got = curl_sha(&ns, "big.bin", &ns.dir().join("download.bin"));
+    assert_eq!(got, sha, "the transfer across the wire was corrupted");
+    ping_ok(&ns, 3, "-i 0.2");
+    assert!(alive(relay), "the relay died with a stalled reader");
+    assert!(
+        !out.exists(),
+        "the reader must still be stalled while the wire is checked"
+    );
+
+    fs::write(&go, b"").expect("release the reader");
+    let exited = stop_clean(&ns, &mut tw);
+    let read = reader.wait(EXIT_TIMEOUT);
+    assert_eq!(read.code, Some(0), "reader: {read}");
+    let slow = lines_with(&exited.stderr, &["capture reader is too slow"]);
+    assert_eq!(slow.len(), 1, "exactly one slow-reader warning:\n{exited}");
+    let (recorded, lost) = capture_counters(&exited.stderr)
+        .unwrap_or_else(|| panic!("no capture counter line:\n{exited}"));
+    assert!(
+        lost > 0,
+        "records that did not fit count as lost:\n{exited}"
+    );
+    // What did reach the reader is a whole, readable capture: dropped records are whole too.
+    assert_eq!(
+        tshark_count(&ns, &out, ""),
+        recorded as usize,
+        "frames in the stream vs the recorded counter:\n{exited}"
+    );
+}
