@@ -125,8 +125,11 @@ fn start(cfg: &Config) -> Result<u8> {
     let id = privilege::authorize(cfg)?;
 
     // Signals wait in the mask from here on, so a ^C during setup cannot strand state; both
-    // processes read them from a signalfd after the fork.
+    // processes read them from a signalfd after the fork. The relay reports readiness through
+    // the pipe. Both exist before anything is set up, so their failure strands nothing.
     let mask = block_signals()?;
+    let (ready_rx, ready_tx) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::os("create the ready pipe", e))?;
 
     // 3. Open both TUNs (a busy or foreign name fails here, before any routing change), remove
     // leftovers of a killed instance, then set up. A failure midway undoes what was done.
@@ -149,9 +152,7 @@ fn start(cfg: &Config) -> Result<u8> {
     drop(nl);
     let indices = [tuns[0].index, tuns[1].index];
 
-    // 4. Fork while single-threaded; the relay reports readiness through a pipe.
-    let (ready_rx, ready_tx) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::os("create the ready pipe", e))?;
+    // 4. Fork while single-threaded.
     // SAFETY: the process is single-threaded here (no thread was ever started), so the child
     // may run arbitrary code after fork.
     match unsafe { fork() } {
@@ -176,8 +177,18 @@ fn start(cfg: &Config) -> Result<u8> {
             // devices vanish as soon as the relay exits.
             drop(tuns);
             drop(ready_tx);
-            privilege::drop_supervisor(&id)?;
-            let signals = signalfd(&mask)?;
+            let signals = match privilege::drop_supervisor(&id).and_then(|()| signalfd(&mask)) {
+                Ok(signals) => signals,
+                Err(e) => {
+                    // Never leave a relay without its supervisor: stop it and clean up.
+                    let _ = signal::kill(child, Signal::SIGKILL);
+                    let _ = nix::sys::wait::waitpid(child, None);
+                    if let Err(undo) = supervisor::teardown(&names) {
+                        log::error!("{undo}");
+                    }
+                    return Err(e);
+                }
+            };
             let watch = Netlink::monitor_links()
                 .inspect_err(|e| log::warn!("{e}; a link flap will not be repaired"))
                 .ok();
