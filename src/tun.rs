@@ -104,8 +104,7 @@ impl Tun {
                  it was left alone\n  hint: remove it with `ip tuntap del {name} mode tun`, or pick other names"
             )));
         }
-        let index = nix::net::if_::if_nametoindex(name)
-            .map_err(|e| Error::os(format!("find the index of {name}"), e))?;
+        let index = crate::netlink::ifindex(name)?;
         Ok(Tun {
             name: name.to_string(),
             index,

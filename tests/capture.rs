@@ -88,15 +88,7 @@ fn tshark_fields(ns: &Netns, file: &Path, filter: &str, fields: &[&str]) -> Vec<
     for f in fields {
         script += &format!(" -e {f}");
     }
-    let out = ns.sh(&script);
-    assert!(
-        out.status.success(),
-        "tshark failed ({}): {script}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    ns.sh_ok(&script)
         .lines()
         .map(|l| l.split('\t').map(str::to_owned).collect())
         .collect()
