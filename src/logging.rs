@@ -5,7 +5,7 @@
 //! -v/-q when set.
 
 use std::io::{IsTerminal, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use log::{Level, LevelFilter};
 
@@ -52,7 +52,7 @@ pub fn init(verbosity: i8) {
             Style::File => writeln!(
                 buf,
                 "{} tunwire: {prefix}{}",
-                timestamp(SystemTime::now()),
+                crate::clock::rfc3339_millis(SystemTime::now()),
                 record.args()
             ),
         }
@@ -69,32 +69,9 @@ fn syslog_priority(level: Level) -> u8 {
     }
 }
 
-/// `2026-11-27T05:15:00.123Z`
-fn timestamp(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (y, m, day) = crate::capture::civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        let t = UNIX_EPOCH + Duration::from_millis(1_795_756_476_506);
-        assert_eq!(timestamp(t), "2026-11-27T05:14:36.506Z");
-        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-    }
 
     #[test]
     fn priorities() {

@@ -50,11 +50,8 @@ pub fn authorize(cfg: &Config) -> Result<Identity> {
             "--user {user} needs root: a non-root start always runs as the caller"
         )));
     }
-    let me = Uid::current();
-    let name = User::from_uid(me)
-        .ok()
-        .flatten()
-        .map_or_else(|| me.to_string(), |u| u.name);
+    let id = caller()?;
+    let name = &id.name;
     let has_cap =
         caps::has_cap(None, CapSet::Permitted, Capability::CAP_NET_ADMIN).unwrap_or(false);
     if !has_cap {
@@ -65,12 +62,11 @@ pub fn authorize(cfg: &Config) -> Result<Identity> {
             group_list(&cfg.allow_groups)
         )));
     }
-    let groups = current_groups()?;
     let allowed = allowed_gids(&cfg.allow_groups);
     let mine = [Gid::current(), Gid::effective()];
     if !mine
         .iter()
-        .chain(groups.iter())
+        .chain(id.groups.iter())
         .any(|g| allowed.contains(g))
     {
         return Err(Error::NotPermitted(format!(
@@ -83,12 +79,85 @@ pub fn authorize(cfg: &Config) -> Result<Identity> {
     // File capabilities (+ep) and ambient capabilities arrive effective; make sure.
     caps::raise(None, CapSet::Effective, Capability::CAP_NET_ADMIN)
         .map_err(|e| Error::Runtime(format!("failed to raise CAP_NET_ADMIN: {e}")))?;
+    Ok(id)
+}
+
+/// Whom the processes would become, without checking permission (for `tunwire check`).
+pub fn target(cfg: &Config) -> Result<Identity> {
+    if Uid::effective().is_root() {
+        root_target(cfg)
+    } else {
+        caller()
+    }
+}
+
+/// The calling (non-root) user as it is: no switch.
+fn caller() -> Result<Identity> {
+    let me = Uid::current();
+    let name = User::from_uid(me)
+        .ok()
+        .flatten()
+        .map_or_else(|| me.to_string(), |u| u.name);
     Ok(Identity {
         name,
         uid: me,
         gid: Gid::current(),
-        groups,
+        groups: current_groups()?,
         switch: false,
+    })
+}
+
+/// The sudo caller when root runs under sudo (SUDO_UID set by sudo), as an identity to read
+/// files with: a root start must not read or write what its caller could not.
+pub fn sudo_caller() -> Option<Identity> {
+    if !Uid::effective().is_root() {
+        return None;
+    }
+    let uid: u32 = std::env::var("SUDO_UID").ok()?.parse().ok()?;
+    let user = User::from_uid(Uid::from_raw(uid)).ok().flatten()?;
+    if user.uid.is_root() {
+        return None;
+    }
+    let cname = CString::new(user.name.clone()).ok()?;
+    let groups = unistd::getgrouplist(&cname, user.gid).ok()?;
+    Some(Identity {
+        name: user.name,
+        uid: user.uid,
+        gid: user.gid,
+        groups,
+        switch: true,
+    })
+}
+
+/// Run `f` with the file-system identity of `id`: fsuid, fsgid and supplementary groups, and
+/// (the kernel does this when fsuid leaves 0) without the file-system capabilities. Files `f`
+/// opens or creates are checked and owned as `id`'s. A non-switching identity already is the
+/// caller. Used for the capture file and the config file before the privilege drop.
+pub fn as_identity<T>(id: &Identity, f: impl FnOnce() -> T) -> Result<T> {
+    if !id.switch {
+        return Ok(f());
+    }
+    let saved = current_groups()?;
+    unistd::setgroups(&id.groups)
+        .map_err(|e| Error::os(format!("take the groups of {}", id.name), e))?;
+    let (old_gid, old_uid) = (unistd::setfsgid(id.gid), unistd::setfsuid(id.uid));
+    // setfs*id report the previous id, also on failure: ask again to see what is in force.
+    let took = unistd::setfsuid(id.uid) == id.uid && unistd::setfsgid(id.gid) == id.gid;
+    let result = took.then(f);
+    unistd::setfsuid(old_uid);
+    unistd::setfsgid(old_gid);
+    let restored = unistd::setfsuid(old_uid) == old_uid && unistd::setfsgid(old_gid) == old_gid;
+    unistd::setgroups(&saved).map_err(|e| Error::os("restore the supplementary groups", e))?;
+    if !restored {
+        return Err(Error::Runtime(
+            "failed to restore the file-system identity".into(),
+        ));
+    }
+    result.ok_or_else(|| {
+        Error::Runtime(format!(
+            "failed to take the file-system identity of {}",
+            id.name
+        ))
     })
 }
 

@@ -7,44 +7,77 @@
 //! local routes), so traffic would silently bypass the wire; the supervisor puts back what is
 //! missing. Must not touch the TUN fds.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::error::{Error, EXIT_FAILURE};
-use crate::netlink::Netlink;
+use crate::event::{EventLoop, PollFlags};
 use crate::notify::notify;
-use crate::plan::Step;
+use crate::setup::netlink::Netlink;
+use crate::setup::plan::Step;
+
+/// The supervisor's poll slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Signals,
+    Links,
+    Ready,
+}
 
 pub struct Supervisor {
-    pub relay: Pid,
+    relay: Pid,
     /// Read end of the pipe the relay writes one byte to once it relays.
-    pub ready: Option<OwnedFd>,
+    ready: Option<OwnedFd>,
     /// The TUN names, for finding our rules at teardown.
-    pub names: [String; 2],
+    names: [String; 2],
     /// The line logged (and READY=1 sent) once the relay reports ready.
-    pub ready_line: String,
+    ready_line: String,
     /// Link events of the two TUNs, when the subscription worked.
-    pub watch: Option<Netlink>,
+    watch: Option<Netlink>,
     /// The TUNs' interface indices and whether each was last seen up.
-    pub links: [(u32, bool); 2],
+    links: [(u32, bool); 2],
     /// The setup, to put back after a link went down and up.
-    pub plan: Vec<Step>,
+    plan: Vec<Step>,
     /// Set once a stop signal was forwarded: link changes are then expected.
-    pub stopping: bool,
+    stopping: bool,
 }
 
 impl Supervisor {
+    /// Watch `relay`, which was forked with the TUNs `names` (interface `indices`) set up by
+    /// `plan`; log `ready_line` when it reports ready through `ready`.
+    pub fn new(
+        relay: Pid,
+        ready: OwnedFd,
+        names: [String; 2],
+        indices: [u32; 2],
+        plan: Vec<Step>,
+        ready_line: String,
+    ) -> Supervisor {
+        let watch = Netlink::monitor_links()
+            .inspect_err(|e| log::warn!("{e}; a link flap will not be repaired"))
+            .ok();
+        Supervisor {
+            relay,
+            ready: Some(ready),
+            names,
+            ready_line,
+            watch,
+            links: indices.map(|i| (i, true)),
+            plan,
+            stopping: false,
+        }
+    }
+
     /// Run until the relay exits; returns the exit status for the whole instance.
     pub fn run(mut self, signals: &SignalFd) -> u8 {
         let code = self.wait_relay(signals);
         notify("STOPPING=1");
-        match teardown(&self.names) {
+        match crate::setup::remove_rules(&self.names) {
             Ok(()) => code,
             Err(e) => {
                 log::error!("{e}\n  hint: run `tunwire teardown` with the same options");
@@ -54,36 +87,27 @@ impl Supervisor {
     }
 
     fn wait_relay(&mut self, signals: &SignalFd) -> u8 {
+        let mut ev = EventLoop::new();
+        ev.set(Slot::Signals, signals.as_fd(), PollFlags::POLLIN);
+        if let Some(watch) = &self.watch {
+            ev.set(Slot::Links, watch.as_fd(), PollFlags::POLLIN);
+        }
+        if let Some(ready) = &self.ready {
+            ev.set(Slot::Ready, ready.as_fd(), PollFlags::POLLIN);
+        }
         loop {
-            let (sig_ready, watch_ready, pipe_ready) = {
-                let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-                let watch_at = fds.len();
-                if let Some(watch) = &self.watch {
-                    fds.push(PollFd::new(watch.as_fd(), PollFlags::POLLIN));
-                }
-                let ready_at = fds.len();
-                if let Some(ready) = &self.ready {
-                    fds.push(PollFd::new(ready.as_fd(), PollFlags::POLLIN));
-                }
-                match poll(&mut fds, PollTimeout::NONE) {
-                    Ok(_) | Err(Errno::EINTR) => {}
-                    Err(e) => {
-                        log::error!("{}", Error::os("poll in the supervisor", e));
-                        let _ = kill(self.relay, Signal::SIGTERM);
-                    }
-                }
-                let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-                let watch_ready = self.watch.is_some() && fds.get(watch_at).is_some_and(ready);
-                let pipe_ready = self.ready.is_some() && fds.get(ready_at).is_some_and(ready);
-                (ready(&fds[0]), watch_ready, pipe_ready)
-            };
-            if pipe_ready {
+            if let Err(e) = ev.wait(None) {
+                log::error!("{}", Error::os("poll in the supervisor", e));
+                let _ = kill(self.relay, Signal::SIGTERM);
+            }
+            if ev.is_ready(Slot::Ready) {
+                ev.remove(Slot::Ready);
                 self.on_ready_pipe();
             }
-            if watch_ready {
+            if ev.is_ready(Slot::Links) {
                 self.on_link_events();
             }
-            if sig_ready {
+            if ev.is_ready(Slot::Signals) {
                 if let Some(code) = self.on_signal(signals) {
                     return code;
                 }
@@ -97,10 +121,7 @@ impl Supervisor {
         };
         let mut byte = [0u8; 1];
         // One byte means ready; EOF means the relay failed before that (it logged why).
-        if matches!(
-            nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut byte),
-            Ok(1)
-        ) {
+        if matches!(nix::unistd::read(fd.as_raw_fd(), &mut byte), Ok(1)) {
             log::info!("{}", self.ready_line);
             notify("READY=1");
         }
@@ -163,16 +184,14 @@ impl Supervisor {
             let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
                 continue;
             };
-            match sig {
-                Signal::SIGCHLD => {}
-                Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP | Signal::SIGUSR1 => {
-                    self.stopping |= matches!(sig, Signal::SIGINT | Signal::SIGTERM);
-                    if let Err(e) = kill(self.relay, sig) {
-                        log::debug!("forwarding {sig} to the relay: {e}");
-                    }
-                    continue;
+            if matches!(
+                sig,
+                Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP | Signal::SIGUSR1
+            ) {
+                self.stopping |= matches!(sig, Signal::SIGINT | Signal::SIGTERM);
+                if let Err(e) = kill(self.relay, sig) {
+                    log::debug!("forwarding {sig} to the relay: {e}");
                 }
-                _ => continue,
             }
         }
         match waitpid(self.relay, Some(WaitPidFlag::WNOHANG)) {
@@ -186,13 +205,4 @@ impl Supervisor {
             Err(_) => None,
         }
     }
-}
-
-/// Remove the rules a (possibly killed) instance on these names left. With the TUNs gone, the
-/// addresses and routes went with them; the rules are all that stays.
-pub fn teardown(names: &[String; 2]) -> crate::error::Result<()> {
-    let mut nl = Netlink::open()?;
-    let removed = nl.remove_our_rules(&[names[0].as_str(), names[1].as_str()])?;
-    log::debug!("removed {removed} rules");
-    Ok(())
 }

@@ -788,6 +788,34 @@ fn full_disk_stops_capture_not_the_wire() {
 // 9: a symlink planted at the capture path does not clobber root's file
 // ----------------------------------------------------------------------------------------------
 
+/// Start as root with `--user twmember --pcap PATH`; the start must fail with exit 2 before any
+/// kernel change, with one error line naming PATH, `twmember` and `why`.
+fn assert_capture_refused(ns: &Netns, path: &Path, why: &str) -> Exited {
+    let before = ns.state();
+    let e = ns.run_tunwire(&["--user", MEMBER.name, "--pcap", p(path)], As::Root);
+    assert_eq!(
+        e.code,
+        Some(2),
+        "a capture path twmember cannot use: exit 2: {e}"
+    );
+    let errors = lines_with(&e.stderr, &["error", p(path)]);
+    assert_eq!(errors.len(), 1, "one error naming {}: {e}", path.display());
+    assert!(
+        errors[0].contains(why) && errors[0].contains(MEMBER.name),
+        "the error should say {why:?} and name the relay's user: {e}"
+    );
+    assert!(
+        !e.stderr.contains("went down"),
+        "no link was ever made: {e}"
+    );
+    assert_eq!(
+        ns.state(),
+        before,
+        "a refused capture path changed the state"
+    );
+    e
+}
+
 #[test]
 fn symlink_to_root_file_is_not_clobbered() {
     if !require_root() {
@@ -799,41 +827,79 @@ fn symlink_to_root_file_is_not_clobbered() {
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).expect("chmod 1777");
     let victim = dir.join("victim");
     fs::write(&victim, "keep").expect("write victim");
-    fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).expect("chmod victim");
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o666)).expect("chmod victim");
     let link = dir.join("cap.pcapng");
     std::os::unix::fs::symlink("victim", &link).expect("plant symlink");
-    // The symlink belongs to the (malicious) member, as if planted by them.
+    // The symlink belongs to the (malicious) member, as if planted by them. The victim is
+    // writable by everyone, so only O_NOFOLLOW can keep it intact.
     std::os::unix::fs::lchown(&link, Some(MEMBER.uid), Some(MEMBER.gid)).expect("lchown link");
-
-    let mut tw = ns.start(ns.tunwire_cmd(&["--user", MEMBER.name, "--pcap", p(&link)], As::Root));
-    let outcome = match tw.wait_ready() {
-        Ok(()) => {
-            ping_ok(&ns, 2, "-i 0.2");
-            stop_clean(&ns, &mut tw)
-        }
-        Err(exited) => {
-            assert_eq!(
-                exited.code,
-                Some(1),
-                "a capture open failure is exit 1: {exited}"
-            );
-            assert!(
-                lines_with(&exited.stderr, &["error", p(&link)]).len() == 1,
-                "the error should name {}: {exited}",
-                link.display()
-            );
-            ns.assert_no_leftovers();
-            exited
-        }
-    };
+    assert_capture_refused(&ns, &link, "symbolic link");
     assert_eq!(
         fs::read_to_string(&victim).expect("read victim"),
         "keep",
-        "the victim was modified through the symlink: {outcome}"
+        "the victim was modified through the symlink"
     );
-    let meta = fs::symlink_metadata(&victim).expect("stat victim");
-    assert!(meta.is_file());
-    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o644), "{outcome}");
+}
+
+#[test]
+fn capture_is_opened_with_the_relays_identity_before_setup() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    // A directory twmember may write, holding a file only root may write: root could truncate
+    // it, twmember cannot. So this fails only if the open really happens as twmember.
+    let dir = member_dir(&ns, "cap");
+    let victim = dir.join("root-owned.pcapng");
+    fs::write(&victim, "keep").expect("write victim");
+    std::os::unix::fs::chown(&victim, Some(0), Some(0)).expect("chown victim");
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).expect("chmod victim");
+    assert_capture_refused(&ns, &victim, "Permission denied");
+    assert_eq!(fs::read_to_string(&victim).expect("read victim"), "keep");
+
+    // A directory only root may write.
+    let rootdir = ns.dir().join("rootonly");
+    fs::create_dir(&rootdir).expect("create dir");
+    fs::set_permissions(&rootdir, fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    assert_capture_refused(&ns, &rootdir.join("x.pcapng"), "Permission denied");
+    assert!(
+        !rootdir.join("x.pcapng").exists(),
+        "the file was created as root"
+    );
+
+    // A missing directory is named as such.
+    let missing = ns.dir().join("no-such-dir").join("x.pcapng");
+    assert_capture_refused(&ns, &missing, "does not exist");
+
+    // `check` reports the same problem, changing nothing.
+    let e = ns.run_tunwire(
+        &["check", "--user", MEMBER.name, "--pcap", p(&victim)],
+        As::Root,
+    );
+    assert_eq!(
+        e.code,
+        Some(2),
+        "check with a capture twmember cannot write: {e}"
+    );
+    assert!(
+        e.stderr.contains(MEMBER.name) && e.stderr.contains(p(&victim)),
+        "{e}"
+    );
+    assert_eq!(fs::read_to_string(&victim).expect("read victim"), "keep");
+}
+
+#[test]
+fn a_fifo_is_refused_as_capture_file() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let dir = member_dir(&ns, "cap");
+    let fifo = dir.join("cap.fifo");
+    ns.sh_ok(&format!("mkfifo -m 0666 {}", q(p(&fifo))));
+    // Nobody reads the FIFO: an open that blocked would hang the start for ever.
+    let e = assert_capture_refused(&ns, &fifo, "FIFO");
+    assert!(e.signal.is_none(), "{e}");
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The man pages against the program: every command, option (with the words of --help),
-//! default, exit code, signal and environment variable of src/usage.txt is in tunwire(8);
-//! every setting is in tunwire.conf(5); both pages are clean under `mandoc -Tlint`; the example
-//! configuration passes `tunwire check`.
+//! default, exit code, signal and environment variable of the option table (src/config/options.rs,
+//! which also renders --help) is in tunwire(8); every config-file setting is in tunwire.conf(5);
+//! every page is clean under `mandoc -Tlint` and names its OS; the example configuration
+//! passes `tunwire check`.
 //!
 //! Must not: change anything on the machine (only `tunwire --help` and `tunwire check` run).
 
@@ -12,7 +13,8 @@ use std::process::Command;
 mod common;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const USAGE: &str = include_str!("../src/usage.txt");
+use tunwire::config::options::{self, OPTIONS};
+
 const PAGES: [&str; 2] = ["man/tunwire.8", "man/tunwire.conf.5"];
 
 fn have_mandoc(test: &str) -> bool {
@@ -58,45 +60,6 @@ fn normalize(s: &str) -> String {
         .join(" ")
 }
 
-/// One option line of --help: `--name ARG  description [default: X]` (+ continuation lines).
-struct Opt {
-    short: Option<String>,
-    long: String,
-    arg: Option<String>,
-    text: String,
-    default: Option<String>,
-}
-
-/// The items of a section of usage.txt, as (head, description). The description column is
-/// where the first line's text resumes after its run of spaces; a line with nothing before that
-/// column continues the previous item.
-fn items(section: &str) -> Vec<(String, String)> {
-    let lines: Vec<&str> = USAGE
-        .lines()
-        .skip_while(|l| *l != section)
-        .skip(1)
-        .take_while(|l| !l.is_empty())
-        .collect();
-    let first = lines
-        .first()
-        .unwrap_or_else(|| panic!("no section {section}"));
-    let indent = first.len() - first.trim_start().len();
-    let gap = first[indent..].find("  ").expect("a description column") + indent;
-    let col = gap + first[gap..].len() - first[gap..].trim_start().len();
-    let mut items: Vec<(String, String)> = Vec::new();
-    for line in lines {
-        let (head, text) = line.split_at(col.min(line.len()));
-        match items.last_mut() {
-            Some(last) if head.trim().is_empty() => {
-                last.1.push(' ');
-                last.1.push_str(text.trim());
-            }
-            _ => items.push((head.trim().to_string(), text.trim().to_string())),
-        }
-    }
-    items
-}
-
 /// (text, default) of a description that may end in `[default: X]`.
 fn split_default(text: &str) -> (String, Option<String>) {
     match text.split_once("[default: ") {
@@ -108,61 +71,76 @@ fn split_default(text: &str) -> (String, Option<String>) {
     }
 }
 
-fn options() -> Vec<Opt> {
-    items("Options:")
-        .into_iter()
-        .map(|(head, text)| {
-            let (short, rest) = match head.split_once(", ") {
-                Some((s, r)) => (Some(s.to_string()), r.to_string()),
-                None => (None, head.clone()),
-            };
-            let (long, arg) = match rest.split_once(' ') {
-                Some((l, a)) => (l.to_string(), Some(a.to_string())),
-                None => (rest, None),
-            };
-            let (text, default) = split_default(&text);
-            Opt {
-                short,
-                long,
-                arg,
-                text,
-                default,
-            }
-        })
-        .collect()
-}
-
 #[test]
-fn help_is_usage_txt() {
+fn help_is_rendered_from_the_table() {
     let out = Command::new(env!("CARGO_BIN_EXE_tunwire"))
         .arg("--help")
         .output()
         .expect("run tunwire --help");
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), USAGE);
-}
-
-#[test]
-fn usage_parses_into_every_option() {
-    let opts = options();
-    assert!(
-        opts.len() >= 16,
-        "only {} options parsed from usage.txt",
-        opts.len()
-    );
-    for o in &opts {
-        assert!(o.long.starts_with("--"), "{}", o.long);
-        assert!(!o.text.is_empty(), "{} has no description", o.long);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(help, options::usage());
+    let flat = normalize(&help);
+    for o in OPTIONS {
+        assert!(
+            flat.contains(&normalize(&format!(
+                "{} {}",
+                options::head(o),
+                options::described(o)
+            ))),
+            "--help lacks {}",
+            o.long
+        );
     }
-    // Every --word anywhere in usage.txt is one of the parsed options.
-    for word in USAGE.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
-        if word.starts_with("--") && word.len() > 2 {
+    // Every --word anywhere in --help is an option of the table.
+    for word in help.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+        if let Some(long) = word.strip_prefix("--").filter(|w| !w.is_empty()) {
             assert!(
-                opts.iter().any(|o| o.long == word),
-                "{word} is not an option item"
+                options::find(long).is_some(),
+                "--{long} is not in the table"
             );
         }
     }
+}
+
+#[test]
+fn every_option_is_known_to_both_parsers() {
+    let bin = env!("CARGO_BIN_EXE_tunwire");
+    let dir = std::env::temp_dir().join(format!("tunwire-docs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for o in OPTIONS
+        .iter()
+        .filter(|o| !matches!(o.long, "help" | "version"))
+    {
+        let value = o.arg.map(|_| "x");
+        let cli = Command::new(bin)
+            .arg("check")
+            .arg(format!("--{}", o.long))
+            .args(value)
+            .output()
+            .expect("run tunwire check");
+        let said = String::from_utf8_lossy(&cli.stderr);
+        assert!(
+            !said.contains("unknown option"),
+            "--{} is unknown on the command line: {said}",
+            o.long
+        );
+        let conf = dir.join(format!("{}.conf", o.long));
+        std::fs::write(&conf, format!("{} {}\n", o.long, value.unwrap_or(""))).unwrap();
+        let file = Command::new(bin)
+            .args(["check", "--config"])
+            .arg(&conf)
+            .output()
+            .expect("run tunwire check --config");
+        let said = String::from_utf8_lossy(&file.stderr);
+        assert_eq!(
+            !said.contains("unknown option") && !said.contains("not a setting"),
+            o.in_file,
+            "`{}` in a config file: {said}",
+            o.long
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -172,28 +150,33 @@ fn man_page_has_every_option_with_the_same_words() {
     }
     let man = rendered("man/tunwire.8");
     let mut missing = Vec::new();
-    for o in options() {
-        let heading = match (&o.short, &o.arg) {
-            (Some(s), _) => format!("{s}, {}", o.long),
-            (None, Some(a)) => format!("{} {a}", o.long),
-            (None, None) => o.long.clone(),
+    for o in OPTIONS {
+        let long = format!("--{}", o.long);
+        let heading = match (o.short, o.arg) {
+            (Some(s), _) => format!("-{s}, {long}"),
+            (None, Some(a)) => format!("{long} {a}"),
+            (None, None) => long.clone(),
         };
         let heading = normalize(&heading);
         if !man.contains(&heading) {
             missing.push(format!("heading `{heading}`"));
         }
-        let words = normalize(&o.text);
+        let words = normalize(o.help);
         if !man.contains(&words) {
-            missing.push(format!("{}: `{words}`", o.long));
+            missing.push(format!("{long}: `{words}`"));
         }
-        if let Some(d) = &o.default {
+        if let Some(d) = o.default {
             let sentence = format!("The default is {}", normalize(d));
             if !man.contains(&sentence) {
-                missing.push(format!("{}: `{sentence}`", o.long));
+                missing.push(format!("{long}: `{sentence}`"));
             }
         }
     }
-    for (head, text) in items("Commands:").into_iter().chain(items("Sides:")) {
+    let items = options::COMMANDS
+        .iter()
+        .map(|c| (c.name.to_string(), c.help.to_string()))
+        .chain([(options::SIDES.0.to_string(), options::SIDES.1.to_string())]);
+    for (head, text) in items {
         let (text, default) = split_default(&text);
         if !man.contains(&normalize(&format!("{head} {text}"))) {
             missing.push(format!("`{head} {text}`"));
@@ -220,7 +203,7 @@ fn man_page_has_exit_codes_signals_environment_and_sections() {
     let man = rendered("man/tunwire.8");
     // "Exit status: 0 stopped normally, 1 runtime failure, 2 usage or configuration error, 77 not
     // permitted." -> each "N words" appears in EXIT STATUS.
-    let usage = normalize(USAGE);
+    let usage = normalize(&options::usage());
     let exit = usage
         .split("Exit status: ")
         .nth(1)
@@ -303,16 +286,16 @@ fn config_page_has_every_setting() {
         return;
     }
     let conf = rendered("man/tunwire.conf.5");
-    for o in options() {
-        let key = o.long.trim_start_matches("--");
-        if ["config", "help", "version"].contains(&key) {
+    for o in OPTIONS {
+        let key = o.long;
+        if !o.in_file {
             assert!(
                 conf.contains(key),
                 "tunwire.conf(5) should say `{key}` is not a setting"
             );
             continue;
         }
-        let entry = normalize(&match &o.arg {
+        let entry = normalize(&match o.arg {
             Some(a) => format!("{key} {a}"),
             None => key.to_string(),
         });
@@ -323,6 +306,31 @@ fn config_page_has_every_setting() {
     }
     for side in ["a NAME=ADDR[,ADDR]", "b NAME=ADDR[,ADDR]"] {
         assert!(conf.contains(side), "tunwire.conf(5) lacks `{side}`");
+    }
+}
+
+#[test]
+fn pages_name_their_system() {
+    if !have_mandoc("pages_name_their_system") {
+        return;
+    }
+    for page in PAGES {
+        let out = Command::new("mandoc")
+            .args(["-Tascii"])
+            .arg(Path::new(ROOT).join(page))
+            .output()
+            .expect("run mandoc");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let footer = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        assert!(
+            !footer.contains("BSD")
+                && footer.contains(concat!("tunwire ", env!("CARGO_PKG_VERSION"))),
+            "{page}: the footer should name tunwire and its version, not BSD: {footer:?}"
+        );
     }
 }
 
@@ -343,6 +351,8 @@ fn mandoc_lint_is_clean() {
         let problems: Vec<&str> = report
             .lines()
             .filter(|l| !l.contains("STYLE: referenced manual not found"))
+            // mandoc prefers an empty .Os (then groff prints "BSD"); we name the program.
+            .filter(|l| !l.contains("STYLE: operating system explicitly specified"))
             .collect();
         assert!(
             problems.is_empty(),
@@ -371,11 +381,19 @@ fn mandoc_lint_is_clean() {
 #[test]
 fn example_config_checks_and_is_documented() {
     let lab = read("packaging/lab.conf");
+    // The capture directory of the service (/var/lib/tunwire) exists where the package is
+    // installed; here the capture goes to a temporary directory instead.
+    let dir = std::env::temp_dir().join(format!("tunwire-lab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tunwire"))
         .args(["check", "--config"])
         .arg(Path::new(ROOT).join("packaging/lab.conf"))
+        .arg("--pcap")
+        .arg(dir.join("lab.pcapng"))
         .output()
         .expect("run tunwire check");
+    std::fs::remove_dir_all(&dir).unwrap();
     assert!(
         out.status.success(),
         "tunwire check --config packaging/lab.conf: {}\n{}",

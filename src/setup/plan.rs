@@ -179,7 +179,8 @@ mod tests {
     use crate::config;
 
     fn plan(args: &str) -> Vec<String> {
-        let cfg = config::parse(args.split_whitespace().map(Into::into)).unwrap();
+        let cfg =
+            config::parse(args.split_whitespace().map(Into::into), &config::read_file).unwrap();
         build(&cfg).iter().map(|s| s.to_string()).collect()
     }
 

@@ -22,13 +22,15 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use nix::errno::Errno;
 
-use crate::error::{Error, Result};
-use crate::plan::{Family, Step, PEER_ROUTE_METRIC, PROTO_TUNWIRE};
+use nix::libc;
 
-const RT_TABLE_LOCAL: u32 = 255;
+use super::plan::{Family, Step, PEER_ROUTE_METRIC, PROTO_TUNWIRE};
+use crate::error::{Error, Result};
+
+const RT_TABLE_LOCAL: u32 = libc::RT_TABLE_LOCAL as u32;
+/// Extended-ack attribute with the kernel's message (linux/netlink.h; not in libc).
 const NLMSGERR_ATTR_MSG: u16 = 1;
-const RTNLGRP_LINK: u32 = 1;
-const NLM_F_CAPPED: u16 = 0x100;
+const NLM_F_CAPPED: u16 = libc::NLM_F_CAPPED as u16;
 /// How long setup waits for the kernel's IPv6 local route: 400 x 5 ms = 2 s at most.
 const LOCAL_ROUTE_TRIES: u32 = 400;
 const LOCAL_ROUTE_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
@@ -150,7 +152,7 @@ impl Netlink {
     pub fn monitor_links() -> Result<Self> {
         let nl = Self::open()?;
         nl.socket
-            .add_membership(RTNLGRP_LINK)
+            .add_membership(libc::RTNLGRP_LINK)
             .map_err(|e| io_error("subscribe to link events", e))?;
         Ok(nl)
     }

@@ -1,34 +1,40 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The wire: one poll(2) loop over both TUN fds and a signalfd, in an unprivileged process.
-//! Each wake-up drains every ready TUN up to `BATCH` packets; per packet there is one read, one
-//! write and, with capture on, one record into a reused buffer: no allocation, no logging, no
-//! other system call. A failed write drops and counts the packet; it never stops the relay.
-//! Time enters only through poll's timeout (`Relay::timeout`), so timed features have one place
-//! to go. Must not touch routing or privileges.
+//! The relay: moves packets between the two TUN fds in one event loop, in an unprivileged
+//! process. Each wake-up drains every ready TUN up to `BATCH` packets; per packet there is one
+//! read, one write and, with capture on, one record into a reused buffer: no allocation, no
+//! logging, no other system call. A failed write drops and counts the packet; it never stops
+//! the relay. Must not touch routing or privileges.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 
-use crate::capture::Capture;
+use crate::capture::{Capture, Meta};
 use crate::error::{Error, Result};
+use crate::event::{EventLoop, PollFlags};
 
 /// Packets drained from one TUN per wake-up before the other side gets its turn.
 const BATCH: usize = 64;
 /// The largest read: a 64 KiB GSO super-packet plus its virtio_net_hdr, with room to spare.
 const BUF_LEN: usize = 65_536 + 256;
 /// With capture on, wake at least this often so buffered records reach the file.
-const CAPTURE_TICK_MS: u16 = 1000;
+const CAPTURE_TICK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
     pub packets: u64,
     pub bytes: u64,
     pub drops: u64,
+}
+
+/// The relay's poll slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Tun(usize),
+    Signals,
 }
 
 pub struct Relay {
@@ -73,30 +79,23 @@ impl Relay {
 
     /// Returns the signal that ended the loop.
     fn run_loop(&mut self, signals: &SignalFd) -> Result<Signal> {
+        let mut ev = EventLoop::new();
+        for (i, tun) in self.tuns.iter().enumerate() {
+            ev.set(Slot::Tun(i), tun.as_fd(), PollFlags::POLLIN);
+        }
+        ev.set(Slot::Signals, signals.as_fd(), PollFlags::POLLIN);
         loop {
-            let (ready, sig_ready) = {
-                let mut fds = [
-                    PollFd::new(self.tuns[0].as_fd(), PollFlags::POLLIN),
-                    PollFd::new(self.tuns[1].as_fd(), PollFlags::POLLIN),
-                    PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-                ];
-                match poll(&mut fds, self.timeout()) {
-                    Ok(_) => {}
-                    Err(Errno::EINTR) => continue,
-                    Err(e) => return Err(Error::os("poll the TUN devices", e)),
-                }
-                let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
-                ([ready(0), ready(1)], ready(2))
-            };
-            for (side, is_ready) in ready.into_iter().enumerate() {
-                if is_ready {
+            ev.wait(self.deadline())
+                .map_err(|e| Error::os("poll the TUN devices", e))?;
+            for side in 0..2 {
+                if ev.is_ready(Slot::Tun(side)) {
                     self.drain(side)?;
                 }
             }
             if let Some(capture) = self.capture.as_mut() {
                 capture.end_batch(Instant::now());
             }
-            if sig_ready {
+            if ev.is_ready(Slot::Signals) {
                 if let Some(sig) = self.on_signal(signals)? {
                     return Ok(sig);
                 }
@@ -104,13 +103,9 @@ impl Relay {
         }
     }
 
-    /// poll's timeout: the one place where time is handled.
-    fn timeout(&self) -> PollTimeout {
-        if self.capture.is_some() {
-            PollTimeout::from(CAPTURE_TICK_MS)
-        } else {
-            PollTimeout::NONE
-        }
+    /// The one deadline of the loop.
+    fn deadline(&self) -> Option<Instant> {
+        self.capture.as_ref().map(|_| Instant::now() + CAPTURE_TICK)
     }
 
     /// Move up to BATCH packets from tuns[from] to tuns[1 - from].
@@ -136,7 +131,7 @@ impl Relay {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default();
-                capture.record(from, now, &self.buf[hdr..n]);
+                capture.record(from, now, &self.buf[hdr..n], &Meta::default());
             }
             let c = &mut self.counters[from];
             match nix::unistd::write(&self.tuns[to], &self.buf[..n]) {

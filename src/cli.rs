@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Command dispatch: parse the command line (reading `--config` as the sudo caller when root
+//! runs under sudo), print help or version, set up logging, run the command, map its result to
+//! the documented exit status. Must not do any command's work itself.
+
+use std::process::ExitCode;
+
+use crate::config::{self, options, Command};
+use crate::error::EXIT_USAGE;
+use crate::{check, logging, privilege, run};
+
+pub fn main() -> ExitCode {
+    // Parse and validate everything; nothing touches the kernel before this is whole.
+    let read = |path: &std::path::Path| match privilege::sudo_caller() {
+        Some(caller) => privilege::as_identity(&caller, || config::read_file(path))
+            .unwrap_or_else(|e| Err(e.to_string())),
+        None => config::read_file(path),
+    };
+    let cfg = match config::parse(std::env::args_os().skip(1), &read) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("tunwire: error: {e}\n  try 'tunwire --help'");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match cfg.command {
+        Command::Help => {
+            print!("{}", options::usage());
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("tunwire {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    logging::init(cfg.verbosity);
+    let result = match cfg.command {
+        Command::Check => check::check(&cfg),
+        Command::Teardown => run::teardown(&cfg),
+        _ => run::start(&cfg),
+    };
+    ExitCode::from(result.unwrap_or_else(|e| {
+        log::error!("{e}");
+        e.exit_code()
+    }))
+}

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Command line and configuration file -> one validated `Config`. Pure: the caller hands in a
+//! function that reads the `--config` file; nothing here touches the kernel, so a configuration
+//! error can never leave state behind. Account and group names are resolved later, in
+//! `privilege`. The options themselves are one table, in `options`.
+
+mod args;
+pub mod options;
+pub mod side;
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+pub use side::Side;
+
+pub const DEFAULT_SIDES: [&str; 2] = ["tun0=192.168.13.1", "tun1=192.168.13.2"];
+pub const DEFAULT_TABLE: u32 = 13;
+/// Any preference below the `main` rule (32766) works, because the pair's local routes are no
+/// longer in table local; 100 leaves room for administrators' own rules on both sides.
+pub const DEFAULT_PRIORITY: u32 = 100;
+pub const DEFAULT_MTU: u32 = 1500;
+pub const DEFAULT_SNAPLEN: u32 = 262_144;
+pub const DEFAULT_GROUP: &str = "tunwire";
+const MAIN_RULE_PRIORITY: u32 = 32766;
+/// A config file larger than this is refused, not read (`--config /dev/zero`).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Run,
+    Teardown,
+    Check,
+    Help,
+    Version,
+}
+
+/// Capture file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PcapFormat {
+    /// pcapng: one interface per TUN, direction flags, nanosecond timestamps.
+    PcapNg,
+    /// Classic pcap, LINKTYPE_RAW, nanosecond timestamps, no interface or direction.
+    Pcap,
+}
+
+/// Where the capture goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A file (the base name of the ring when `max_size` is set).
+    File(PathBuf),
+    /// Standard output, flushed after every relay batch (`--pcap -`).
+    Stdout,
+}
+
+/// Validated capture settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureConfig {
+    pub target: Target,
+    pub format: PcapFormat,
+    /// Bytes stored per packet at most (1..=262144).
+    pub snaplen: u32,
+    /// `--pcap-max-size` in bytes; `None`: a single file, no rotation. Never set for stdout.
+    pub max_size: Option<u64>,
+    /// `--pcap-files`; `None`: keep every ring file.
+    pub files: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub command: Command,
+    pub sides: [Side; 2],
+    pub table: u32,
+    pub priority: u32,
+    pub mtu: u32,
+    pub offload: bool,
+    pub user: Option<String>,
+    pub allow_groups: Vec<String>,
+    pub capture: Option<CaptureConfig>,
+    /// -1 quiet, 0 default, 1.. verbose.
+    pub verbosity: i8,
+    /// The `--config` file, as given.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn has_v6(&self) -> bool {
+        self.sides[0].v6.is_some()
+    }
+    pub fn has_v4(&self) -> bool {
+        self.sides[0].v4.is_some()
+    }
+    /// The two interface names.
+    pub fn names(&self) -> [String; 2] {
+        [self.sides[0].name.clone(), self.sides[1].name.clone()]
+    }
+}
+
+/// Read a config file: a regular file of at most MAX_CONFIG_BYTES, UTF-8.
+pub fn read_file(path: &Path) -> std::result::Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!("larger than {} KiB", MAX_CONFIG_BYTES >> 10));
+    }
+    Ok(text)
+}
+
+/// Parse the command line (without argv[0]). `read` reads the `--config` file if one is named
+/// (see `read_file`; the caller decides with whose identity).
+pub fn parse<I>(
+    args: I,
+    read: &dyn Fn(&Path) -> std::result::Result<String, String>,
+) -> Result<Config>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    let (command, cli, config_file) = args::parse_args(args).map_err(Error::Usage)?;
+    if matches!(command, Command::Help | Command::Version) {
+        return Ok(defaults_for(command));
+    }
+    let raw = match &config_file {
+        Some(path) => {
+            let text = read(path).map_err(|e| {
+                Error::Usage(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            let file = args::parse_file(&text)
+                .map_err(|e| Error::Usage(format!("config file {}: {e}", path.display())))?;
+            cli.merge(file)
+        }
+        None => cli,
+    };
+    let mut cfg = validate(command, raw).map_err(Error::Usage)?;
+    cfg.config_file = config_file;
+    Ok(cfg)
+}
+
+fn defaults_for(command: Command) -> Config {
+    let mut cfg = validate(Command::Run, args::Raw::default()).expect("defaults are valid");
+    cfg.command = command;
+    cfg
+}
+
+fn number<T: std::str::FromStr>(what: &str, s: &str) -> std::result::Result<T, String> {
+    s.parse().map_err(|_| {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            format!("{what} '{s}' is out of range")
+        } else {
+            format!("{what} '{s}' is not a number")
+        }
+    })
+}
+
+fn validate(command: Command, raw: args::Raw) -> std::result::Result<Config, String> {
+    let sides = match raw.sides.len() {
+        0 => [
+            side::parse_side(DEFAULT_SIDES[0])?,
+            side::parse_side(DEFAULT_SIDES[1])?,
+        ],
+        2 => [
+            side::parse_side(&raw.sides[0])?,
+            side::parse_side(&raw.sides[1])?,
+        ],
+        n => {
+            return Err(format!(
+                "give both sides A B as NAME=ADDR[,ADDR], or neither (got {n})"
+            ))
+        }
+    };
+    side::check_pair(&sides)?;
+
+    let table = match raw.one("table") {
+        Some(s) => number::<u32>("--table", s)?,
+        None => DEFAULT_TABLE,
+    };
+    if matches!(table, 0 | 253..=255) {
+        return Err(format!(
+            "--table {table} is reserved (0 unspec, 253 default, 254 main, 255 local); pick another, e.g. 13"
+        ));
+    }
+    let priority = match raw.one("priority") {
+        Some(s) => number::<u32>("--priority", s)?,
+        None => DEFAULT_PRIORITY,
+    };
+    if priority == 0 || priority >= MAIN_RULE_PRIORITY {
+        return Err(format!(
+            "--priority {priority} must be between 1 and {} so the rules sort before the main rule",
+            MAIN_RULE_PRIORITY - 1
+        ));
+    }
+    let has_v6 = sides[0].v6.is_some();
+    let mtu = match raw.one("mtu") {
+        Some(s) => number::<u32>("--mtu", s)?,
+        None => DEFAULT_MTU,
+    };
+    if !(68..=65535).contains(&mtu) {
+        return Err(format!("--mtu {mtu} is out of range 68-65535"));
+    }
+    if has_v6 && mtu < 1280 {
+        return Err(format!("--mtu {mtu} is below 1280, the minimum for IPv6"));
+    }
+    let offload = match raw.one("offload") {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(other) => return Err(format!("--offload '{other}' must be 'on' or 'off'")),
+    };
+    let user = raw.one("user").map(str::to_string);
+    if let Some(user) = &user {
+        check_account_name("--user", user)?;
+    }
+    let mut allow_groups = raw.all("allow-group").to_vec();
+    if allow_groups.is_empty() {
+        allow_groups.push(DEFAULT_GROUP.to_string());
+    }
+    for g in &allow_groups {
+        check_account_name("--allow-group", g)?;
+    }
+    let capture = capture_config(&raw)?;
+    let verbosity = if raw.count("quiet") > 0 {
+        -1
+    } else {
+        i8::try_from(raw.count("verbose")).unwrap_or(i8::MAX)
+    };
+    Ok(Config {
+        command,
+        sides,
+        table,
+        priority,
+        mtu,
+        offload,
+        user,
+        allow_groups,
+        capture,
+        verbosity,
+        config_file: None,
+    })
+}
+
+fn capture_config(raw: &args::Raw) -> std::result::Result<Option<CaptureConfig>, String> {
+    let format = match raw.one("pcap-format") {
+        None | Some("pcapng") => PcapFormat::PcapNg,
+        Some("pcap") => PcapFormat::Pcap,
+        Some(other) => {
+            return Err(format!(
+                "--pcap-format '{other}' must be 'pcapng' or 'pcap'"
+            ))
+        }
+    };
+    let snaplen = match raw.one("snaplen") {
+        Some(s) => number::<u32>("--snaplen", s)?,
+        None => DEFAULT_SNAPLEN,
+    };
+    if snaplen == 0 {
+        return Err("--snaplen must be at least 1".into());
+    }
+    let max_size = match raw.one("pcap-max-size") {
+        Some(s) => Some(parse_size(s).map_err(|e| format!("--pcap-max-size: {e}"))?),
+        None => None,
+    };
+    let files = match raw.one("pcap-files") {
+        Some(s) => {
+            let n = number::<u32>("--pcap-files", s)?;
+            if n == 0 {
+                return Err("--pcap-files must be at least 1".into());
+            }
+            Some(n)
+        }
+        None => None,
+    };
+    let Some(path) = raw.one("pcap") else {
+        if max_size.is_some() || files.is_some() {
+            return Err("--pcap-max-size and --pcap-files need --pcap FILE".into());
+        }
+        return Ok(None);
+    };
+    if path.is_empty() {
+        return Err("--pcap needs a file name, or - for stdout".into());
+    }
+    let target = if path == "-" {
+        if max_size.is_some() {
+            return Err("--pcap-max-size needs a file; it cannot rotate stdout".into());
+        }
+        Target::Stdout
+    } else {
+        Target::File(PathBuf::from(path))
+    };
+    if files.is_some() && max_size.is_none() {
+        return Err("--pcap-files needs --pcap-max-size".into());
+    }
+    Ok(Some(CaptureConfig {
+        target,
+        format,
+        snaplen,
+        max_size,
+        files,
+    }))
+}
+
+/// Parse a size: a positive integer with an optional K, M or G suffix (powers of 1024,
+/// case-insensitive, optionally followed by `B` or `iB`, e.g. `512`, `100K`, `10MiB`, `2g`).
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    if s.is_empty() {
+        return Err("empty size: expected a number with an optional K, M or G suffix".into());
+    }
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    if digits == 0 {
+        return Err(format!(
+            "invalid size {s:?}: expected a number with an optional K, M or G suffix"
+        ));
+    }
+    let (num, suffix) = s.split_at(digits);
+    let mult: u64 = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "invalid size {s:?}: unknown suffix {suffix:?} (use K, M or G)"
+            ))
+        }
+    };
+    let too_large = || format!("invalid size {s:?}: too large");
+    let n: u64 = num.parse().map_err(|_| too_large())?;
+    let size = n.checked_mul(mult).ok_or_else(too_large)?;
+    if size == 0 {
+        return Err(format!("invalid size {s:?}: must be greater than 0"));
+    }
+    Ok(size)
+}
+
+fn check_account_name(opt: &str, name: &str) -> std::result::Result<(), String> {
+    if name.is_empty()
+        || name.len() > 256
+        || name.contains(['\0', ':', '/'])
+        || name.chars().any(char::is_whitespace)
+    {
+        return Err(format!(
+            "{opt} '{name}' is not a valid account or group name"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! tunwire: a user-space wire between two TUN interfaces, so that traffic between two local
+//! addresses crosses this program instead of `lo`. One module per concern; `cli` dispatches,
+//! `run` is the privilege timeline (explained in `privilege`), and main.rs only calls `cli`.
+
+pub mod capture;
+pub mod check;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod logging;
+pub mod notify;
+pub mod privilege;
+pub mod run;
+pub mod setup;
+pub mod supervisor;
+pub mod wire;
