@@ -7,6 +7,7 @@ use std::process::Command;
 mod common;
 
 #[test]
+#[ignore = "needs root"]
 fn bench_quick_reports_tunwire_tcp() {
     if !common::require_root() {
         return;

@@ -12,7 +12,6 @@ use common::*;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Where the HTTP tests' server listens (all addresses: a pair address cannot be bound).
@@ -44,38 +43,11 @@ fn p(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
 
-/// tunwire `args`, started as root inside the namespaces through `bash -c PREFIX; exec tunwire`
-/// (bash execs, so the pid is still the supervisor's). Same environment hygiene as
-/// `Netns::tunwire_cmd`. Used for a umask or a stdout redirection (`exec "$0" "$@" >FIFO`).
-fn wrapped_cmd(ns: &Netns, script: &str, args: &[&str]) -> Command {
-    let mut cmd = ns.command("bash");
-    cmd.arg("-c").arg(script).arg(BIN).args(args);
-    for var in [
-        "SUDO_USER",
-        "SUDO_UID",
-        "SUDO_GID",
-        "RUST_LOG",
-        "NOTIFY_SOCKET",
-        "JOURNAL_STREAM",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
 /// Start (as root, `--user twmember`) and wait until ready; panics with the output otherwise.
 fn up_member(ns: &Netns, args: &[&str]) -> Instance {
     let mut all: Vec<&str> = AS_MEMBER.to_vec();
     all.extend_from_slice(args);
     ns.up(&all, As::Root)
-}
-
-/// SIGTERM, exit 0, nothing left behind; returns how it ended.
-fn stop_clean(ns: &Netns, tw: &mut Instance) -> Exited {
-    let exited = tw.stop("TERM");
-    assert_eq!(exited.code, Some(0), "SIGTERM should give exit 0: {exited}");
-    ns.assert_no_leftovers();
-    exited
 }
 
 /// `tshark -r FILE [-Y FILTER] -T fields -e F...` inside the namespaces: one Vec per frame.
@@ -218,6 +190,7 @@ fn curl_sha(ns: &Netns, name: &str, out: &Path) -> String {
 // ----------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn pcapng_records_each_direction_once_on_its_interface() {
     if !require_root() {
         return;
@@ -328,6 +301,7 @@ fn pcapng_records_each_direction_once_on_its_interface() {
 // ----------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn classic_pcap_is_raw_ip_without_interfaces() {
     if !require_root() {
         return;
@@ -491,11 +465,13 @@ fn http_transfer_is_clean(offload: &str) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn http_transfer_reassembles_without_spurious_flags_offload_on() {
     http_transfer_is_clean("on");
 }
 
 #[test]
+#[ignore = "needs root"]
 fn http_transfer_reassembles_without_spurious_flags_offload_off() {
     http_transfer_is_clean("off");
 }
@@ -505,6 +481,7 @@ fn http_transfer_reassembles_without_spurious_flags_offload_off() {
 // ----------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn file_is_owned_by_the_target_user_and_honours_the_umask() {
     if !require_root() {
         return;
@@ -514,7 +491,7 @@ fn file_is_owned_by_the_target_user_and_honours_the_umask() {
     let file = dir.join("owned.pcapng");
     let mut args: Vec<&str> = AS_MEMBER.to_vec();
     args.extend(["--pcap", p(&file)]);
-    let mut tw = ns.start(wrapped_cmd(&ns, r#"umask 027 && exec "$0" "$@""#, &args));
+    let mut tw = ns.start(ns.tunwire_script(r#"umask 027 && exec "$0" "$@""#, &args));
     if let Err(e) = tw.wait_ready() {
         panic!("tunwire with umask 027 did not become ready: {e}");
     }
@@ -541,6 +518,7 @@ fn file_is_owned_by_the_target_user_and_honours_the_umask() {
 // ----------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn live_reader_sees_packets_and_its_exit_does_not_stop_the_wire() {
     if !require_root() {
         return;
@@ -556,7 +534,7 @@ fn live_reader_sees_packets_and_its_exit_does_not_stop_the_wire() {
     let mut args: Vec<&str> = AS_MEMBER.to_vec();
     args.extend(["--pcap", "-"]);
     let script = format!(r#"exec "$0" "$@" > {}"#, q(p(&fifo)));
-    let mut tw = ns.start(wrapped_cmd(&ns, &script, &args));
+    let mut tw = ns.start(ns.tunwire_script(&script, &args));
     if let Err(e) = tw.wait_ready() {
         panic!(
             "tunwire --pcap - did not become ready: {e}\nreader: {}",
@@ -610,6 +588,7 @@ fn live_reader_sees_packets_and_its_exit_does_not_stop_the_wire() {
 // ----------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn ring_keeps_the_newest_files_each_readable() {
     if !require_root() {
         return;
@@ -702,6 +681,7 @@ fn ring_keeps_the_newest_files_each_readable() {
 // ----------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn snaplen_truncates_stored_bytes_only() {
     if !require_root() {
         return;
@@ -733,6 +713,7 @@ fn snaplen_truncates_stored_bytes_only() {
 // ----------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn full_disk_stops_capture_not_the_wire() {
     if !require_root() {
         return;
@@ -817,6 +798,7 @@ fn assert_capture_refused(ns: &Netns, path: &Path, why: &str) -> Exited {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn symlink_to_root_file_is_not_clobbered() {
     if !require_root() {
         return;
@@ -842,6 +824,7 @@ fn symlink_to_root_file_is_not_clobbered() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn capture_is_opened_with_the_relays_identity_before_setup() {
     if !require_root() {
         return;
@@ -889,6 +872,7 @@ fn capture_is_opened_with_the_relays_identity_before_setup() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_fifo_is_refused_as_capture_file() {
     if !require_root() {
         return;
@@ -907,6 +891,7 @@ fn a_fifo_is_refused_as_capture_file() {
 // ----------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn sighup_reopens_after_the_file_was_moved() {
     if !require_root() {
         return;
@@ -951,6 +936,7 @@ fn sighup_reopens_after_the_file_was_moved() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_stalled_live_reader_does_not_stall_the_wire() {
     if !require_root() {
         return;
@@ -970,7 +956,7 @@ fn a_stalled_live_reader_does_not_stall_the_wire() {
     let mut args: Vec<&str> = AS_MEMBER.to_vec();
     args.extend(["--pcap", "-"]);
     let script = format!(r#"exec "$0" "$@" > {}"#, q(p(&fifo)));
-    let mut tw = ns.start(wrapped_cmd(&ns, &script, &args));
+    let mut tw = ns.start(ns.tunwire_script(&script, &args));
     tw.wait_ready()
         .unwrap_or_else(|e| panic!("tunwire --pcap - did not become ready: {e}"));
     let relay = tw.relay_pid();

@@ -4,9 +4,10 @@
 //! snapshots of the routing state. It must never create interfaces, rules or accounts on the host.
 //!
 //! How the isolation works: `Netns::new` spawns an anchor `unshare --net --mount sleep infinity`.
-//! Inside that anchor's mount namespace it bind-mounts generated copies of /etc/passwd and
-//! /etc/group (adding `twmember`, in 120 extra groups with `tunwire` last, and `twstranger`, in
-//! none), and mounts a tmpfs on /dev/net with a 0666 `tun` node so test users can open it.
+//! Inside that anchor's mount namespace it mounts an overlay over /etc (so a test may write
+//! /etc/tunwire/policy.conf), bind-mounts generated copies of /etc/passwd and /etc/group
+//! (adding `twmember`, in 120 extra groups with `tunwire` last, and `twstranger`, in none), and
+//! mounts a tmpfs on /dev/net with a 0666 `tun` node so test users can open it.
 //! Everything else runs under `nsenter --net=... --mount=...`. Dropping the `Netns` kills every
 //! process in the namespace and the anchor, so the namespace vanishes with all it contains.
 #![allow(dead_code)]
@@ -241,6 +242,8 @@ impl Netns {
         let d = ns.dir.path().display().to_string();
         ns.sh_ok(&format!(
             "set -e
+             mkdir {d}/etc-upper {d}/etc-work
+             mount -t overlay tunwire-test -o lowerdir=/etc,upperdir={d}/etc-upper,workdir={d}/etc-work /etc
              mount --bind {d}/passwd /etc/passwd
              mount --bind {d}/group /etc/group
              mount -t tmpfs -o mode=755 tunwire-test /dev/net
@@ -251,6 +254,12 @@ impl Netns {
         assert!(
             fs::read_to_string("/etc/passwd").is_ok_and(|p| !p.contains("twmember:")),
             "the fake passwd is visible on the host"
+        );
+        let marker = format!("/etc/tunwire-test-overlay.{}", std::process::id());
+        ns.sh_ok(&format!("touch {marker}"));
+        assert!(
+            !Path::new(&marker).exists(),
+            "a file written to /etc inside the namespace reached the host"
         );
         let id = ns.sh_ok("id twmember");
         assert!(
@@ -380,11 +389,31 @@ impl Netns {
             }
         };
         cmd.args(args);
-        for var in ["SUDO_USER", "SUDO_UID", "SUDO_GID", "RUST_LOG"] {
-            cmd.env_remove(var);
-        }
-        cmd.env_remove("NOTIFY_SOCKET").env_remove("JOURNAL_STREAM");
+        scrub_env(&mut cmd);
         cmd
+    }
+
+    /// Root runs `bash -c SCRIPT BIN ARGS...` inside the namespaces, with the environment of
+    /// `tunwire_cmd`; SCRIPT ends with `exec "$0" "$@"` (so the pid is the supervisor's), e.g.
+    /// `umask 027 && exec "$0" "$@"` or `exec "$0" "$@" > FIFO`.
+    pub fn tunwire_script(&self, script: &str, args: &[&str]) -> Command {
+        let mut cmd = self.command("bash");
+        cmd.arg("-c").arg(script).arg(BIN).args(args);
+        scrub_env(&mut cmd);
+        cmd
+    }
+
+    /// Write `text` to `path` inside the namespaces (root-owned, `mode`), creating its
+    /// directory; e.g. /etc/tunwire/policy.conf, which only exists in this namespace's /etc.
+    pub fn write_file(&self, path: &str, text: &str, mode: u32) {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let src = self.dir().join(format!("file{n}"));
+        fs::write(&src, text).expect("write scratch file");
+        self.sh_ok(&format!(
+            "install -D -o root -g root -m {mode:o} {} {path}",
+            src.display()
+        ));
     }
 
     /// Start a prepared command (from `tunwire_cmd`) with stdout/stderr going to files.
@@ -566,6 +595,30 @@ impl Drop for Netns {
         let _ = self.anchor.kill();
         let _ = self.anchor.wait();
     }
+}
+
+/// The environment of a tunwire under test, made deterministic: no SUDO_*, RUST_LOG,
+/// NOTIFY_SOCKET or JOURNAL_STREAM from the test runner.
+pub fn scrub_env(cmd: &mut Command) {
+    for var in [
+        "SUDO_USER",
+        "SUDO_UID",
+        "SUDO_GID",
+        "RUST_LOG",
+        "NOTIFY_SOCKET",
+        "JOURNAL_STREAM",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
+/// SIGTERM to the supervisor, exit 0, and nothing of a default (tun0/tun1, table 13) instance
+/// left behind; returns how it ended.
+pub fn stop_clean(ns: &Netns, tw: &mut Instance) -> Exited {
+    let exited = tw.stop("TERM");
+    assert_eq!(exited.code, Some(0), "SIGTERM should give exit 0: {exited}");
+    ns.assert_no_leftovers();
+    exited
 }
 
 /// Send `sig` (a name like "TERM") to `pid` with kill(1); returns whether it was delivered.
