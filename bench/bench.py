@@ -7,8 +7,10 @@ the local routes moved to table 13 behind `iif` rules, so traffic between A and 
 under test. Measured from A to B: ping RTT (400 x 2 ms), iperf3 TCP, iperf3 UDP with 64-byte
 datagrams at full rate (received packets per second). Medians over --rounds, ratios against veth.
 
-The peers (c-relay, c-relay-gso, c-relay-pcap, socat) come from the shared yardstick script
-tunnel_bench.py, imported as a module from --shared DIR (default: ../shared/bench beside the repo).
+The topology and the measurements mirror the shared yardstick script tunnel_bench.py, and so do the
+peers: c-relay, c-relay-gso and c-relay-pcap are compiled from bench/c-relay*.c into a temporary
+directory at the start of a run; socat is the installed one. Modes are the tables TUNWIRE_MODES
+and PEER_MODES (name -> command line); to add a row, add a line there (see bench/README.md).
 
 Usage: sudo python3 bench/bench.py [--rounds N] [--seconds S] [--modes a,b] [--bin PATH]
        sudo python3 bench/bench.py --quick            # 1 round of 1 s, veth + tunwire (CI)
@@ -17,7 +19,6 @@ See bench/README.md.
 """
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -36,16 +38,26 @@ REPO = os.path.dirname(HERE)
 A, B = "192.168.13.1", "192.168.13.2"
 TABLE = 13
 
+# The rows of the table, in table order. In both tables "{pcap}" becomes a unique file in /tmp,
+# deleted after the run (its size goes into the JSON as pcap_bytes).
 TUNWIRE_MODES = {
-    # mode: extra tunwire arguments ("{pcap}" is replaced by a unique file in /tmp)
+    # mode: arguments after the tunwire binary; tunwire sets up the pair itself
     "tunwire": [],
     "tunwire-nooffload": ["--offload", "off"],
     "tunwire-pcap": ["--pcap", "{pcap}"],
     "tunwire-pcap-nooffload": ["--offload", "off", "--pcap", "{pcap}"],
 }
-PEER_MODES = ["c-relay", "c-relay-gso", "c-relay-pcap", "socat"]
-PEER_COMMS = {"c-relay", "c-relay-gso", "socat"}  # process names of the peers, for RSS sampling
-ALL_MODES = ["veth"] + list(TUNWIRE_MODES) + PEER_MODES
+PEER_MODES = {
+    # mode: command line creating tun0 and tun1; bench.py then sets up the pair (route_pair).
+    # "{build}/NAME" is compiled from bench/NAME.c at the start of the run.
+    "c-relay": ["{build}/c-relay", "tun0", "tun1"],
+    "c-relay-gso": ["{build}/c-relay-gso", "tun0", "tun1"],
+    "c-relay-pcap": ["{build}/c-relay", "tun0", "tun1", "{pcap}"],
+    "socat": ["socat", "TUN,tun-name=tun0,tun-type=tun,iff-no-pi,iff-up",
+              "TUN,tun-name=tun1,tun-type=tun,iff-no-pi,iff-up"],
+}
+ALL_MODES = ["veth"] + list(TUNWIRE_MODES) + list(PEER_MODES)
+CFLAGS = ["-O2", "-Wall", "-Wextra"]
 COUNTER_RE = re.compile(r"(\S+) -> (\S+): (\d+) packets, (\d+) bytes, (\d+) dropped")
 
 
@@ -70,30 +82,39 @@ def netdevs():
     return devs
 
 
-def wait_dev(names, t=10):
+def wait_dev(names, proc, t=10):
+    """Wait until the namespace has all of `names`; gives up early when `proc` exits."""
     end = time.time() + t
-    while time.time() < end:
+    while time.time() < end and proc.poll() is None:
         if all(n in netdevs() for n in names):
             return True
         time.sleep(0.02)
     return False
 
 
-def load_yardstick(shared):
-    """Import tunnel_bench.py from the shared directory (read-only; never copied).
+def c_peer(mode):
+    """Name of the C peer a peer mode runs (its source is bench/NAME.c), or None."""
+    prog = PEER_MODES[mode][0]
+    return prog[len("{build}/"):] if prog.startswith("{build}/") else None
 
-    Its wait_dev() looks in /sys/class/net, which under `unshare -n` lists the host's interfaces,
-    so it always waits its full 10 s; replace it with a netns-aware check of /proc/net/dev.
-    """
-    path = os.path.join(shared, "tunnel_bench.py")
-    if not os.path.isfile(path):
-        return None
-    sys.dont_write_bytecode = True  # never write a __pycache__ into the shared directory
-    spec = importlib.util.spec_from_file_location("tunnel_bench", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.wait_dev = wait_dev
-    return mod
+
+def build_peers(names):
+    """Compile the C peers `names` from bench/ into a new temporary directory; returns it."""
+    build = tempfile.mkdtemp(prefix="tunwire-bench-peers-")
+    for name in sorted(names):
+        cmd = ["gcc"] + CFLAGS + ["-o", os.path.join(build, name), os.path.join(HERE, name + ".c")]
+        if subprocess.run(cmd).returncode != 0:  # gcc's messages go to our stderr
+            shutil.rmtree(build)
+            sys.exit(f"failed to compile the C peer bench/{name}.c: {' '.join(cmd)}")
+    return build
+
+
+def instantiate(template, ext, build=None):
+    """A mode's command line with "{pcap}" and "{build}" filled in, and the capture path or None."""
+    pcap = None
+    if any("{pcap}" in a for a in template):
+        pcap = f"/tmp/tunwire-bench-{os.getpid()}-{uuid.uuid4().hex[:8]}{ext}"
+    return [a.replace("{pcap}", pcap or "").replace("{build}", build or "") for a in template], pcap
 
 
 def rss_kib(pid):
@@ -211,14 +232,15 @@ def measure(seconds):
     return res
 
 
-def setup_veth():
-    for c in ["ip link set lo up",
-              "ip link add v0 type veth peer name v1",
-              f"ip addr add {A} peer {B} dev v0", f"ip addr add {B} peer {A} dev v1",
-              "ip link set v0 up", "ip link set v1 up",
+def route_pair(da, db):
+    """The yardstick's topology (its route_pair) on the existing devices da (A) and db (B)."""
+    for c in [f"ip addr add {A} peer {B} dev {da}", f"ip addr add {B} peer {A} dev {db}",
+              f"ip link set {da} up", f"ip link set {db} up",
               f"ip route del {A} table local", f"ip route del {B} table local",
-              f"ip route add local {A} dev v0 table {TABLE}", f"ip rule add iif v0 lookup {TABLE}",
-              f"ip route add local {B} dev v1 table {TABLE}", f"ip rule add iif v1 lookup {TABLE}"]:
+              f"ip route add local {A} dev {da} table {TABLE}",
+              f"ip rule add iif {da} lookup {TABLE}",
+              f"ip route add local {B} dev {db} table {TABLE}",
+              f"ip rule add iif {db} lookup {TABLE}"]:
         run(c)
 
 
@@ -284,13 +306,9 @@ class Tunwire:
         return self.proc.returncode
 
 
-def pcap_path():
-    return f"/tmp/tunwire-bench-{os.getpid()}-{uuid.uuid4().hex[:8]}.pcapng"
-
-
 def remove_pcaps(path):
     """Size of the capture (plus ring files, if any), then delete them."""
-    total, stem = 0, path[:-len(".pcapng")]
+    total, stem = 0, os.path.splitext(path)[0]
     for name in os.listdir("/tmp"):
         full = os.path.join("/tmp", name)
         if full == path or full.startswith(stem + "_"):
@@ -300,9 +318,7 @@ def remove_pcaps(path):
 
 
 def inner_tunwire(mode, args):
-    pcap = pcap_path() if "{pcap}" in TUNWIRE_MODES[mode] else None
-    extra = [x.replace("{pcap}", pcap) if pcap else x for x in TUNWIRE_MODES[mode]]
-    run("ip link set lo up")
+    extra, pcap = instantiate(TUNWIRE_MODES[mode], ".pcapng")
     res = {"mode": mode}
     tw = None
     try:
@@ -329,27 +345,38 @@ def inner_tunwire(mode, args):
 
 
 def inner_peer(mode, args):
-    tb = load_yardstick(args.shared)
-    if tb is None:
-        return {"mode": mode, "error": f"no tunnel_bench.py in {args.shared}"}
-    me = os.getpid()
-
-    def peer_rss():
-        return sum(rss_kib(p) for p in children(me) if comm(p) in PEER_COMMS)
-
-    sampler = RssSampler(peer_rss)
-    sampler.start()
-    try:
-        res = tb.inner(mode, args.seconds)
-    finally:
-        rss = sampler.halt()
-    res["rss_kib"] = rss
+    """A peer creates tun0 and tun1; set up the pair on them, measure, SIGTERM it."""
+    cmd, pcap = instantiate(PEER_MODES[mode], ".pcap", args.peer_dir)
+    res = {"mode": mode}
+    with tempfile.TemporaryFile(mode="w+") as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err)
+        sampler = RssSampler(lambda: rss_kib(proc.pid))
+        sampler.start()
+        try:
+            if wait_dev(["tun0", "tun1"], proc):
+                route_pair("tun0", "tun1")
+                res.update(measure(args.seconds))
+            else:
+                res["error"] = "the peer never created tun0 and tun1"
+        finally:
+            res["rss_kib"] = sampler.halt()
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if pcap and os.path.exists(pcap):
+                res["pcap_bytes"] = remove_pcaps(pcap)
+        if "error" in res:
+            err.seek(0)
+            res["error"] += f" (exit {proc.returncode}): {err.read()[-300:].strip()}"
     return res
 
 
 def inner_soak(args):
     """Long TCP run through a default tunwire: RSS growth, counters vs what iperf3 saw."""
-    run("ip link set lo up")
     secs = args.soak
     mark = min(5.0, secs / 2)
     res = {"mode": "soak", "seconds": secs}
@@ -407,10 +434,12 @@ def inner(args):
     mode = args.inner
     if list(netdevs()) != ["lo"]:  # only ever configure a fresh, private namespace
         return {"mode": mode, "error": "not in a fresh network namespace (run without --inner)"}
+    run("ip link set lo up")
     if mode == "soak":
         return inner_soak(args)
     if mode == "veth":
-        setup_veth()
+        run("ip link add v0 type veth peer name v1")
+        route_pair("v0", "v1")
         res = {"mode": mode}
         res.update(measure(args.seconds))
         return res
@@ -425,7 +454,9 @@ def inner(args):
 def run_inner(mode, args, timeout):
     pin = ["taskset", "-c", args.cpus] if args.cpus else []
     cmd = pin + ["unshare", "-n", sys.executable, os.path.abspath(__file__), "--inner", mode,
-           "--seconds", str(args.seconds), "--bin", args.bin, "--shared", args.shared]
+           "--seconds", str(args.seconds), "--bin", args.bin]
+    if args.peer_dir:
+        cmd += ["--peer-dir", args.peer_dir]
     if mode == "soak":
         cmd += ["--soak", str(args.soak)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -569,8 +600,6 @@ def main():
     ap.add_argument("--modes", help="comma-separated, from: " + ",".join(ALL_MODES))
     ap.add_argument("--bin", default=os.environ.get("TUNWIRE_BIN")
                     or os.path.join(REPO, "target", "release", "tunwire"))
-    ap.add_argument("--shared", default=os.path.join(os.path.dirname(REPO), "shared", "bench"),
-                    help="directory holding tunnel_bench.py and the C peers")
     ap.add_argument("--quick", action="store_true", help="1 round of 1 s, veth + tunwire (CI)")
     ap.add_argument("--soak", type=int, nargs="?", const=60, metavar="SECONDS",
                     help="run the soak scenario (default 60 s); alone unless --modes is given")
@@ -579,9 +608,9 @@ def main():
                          "RTTs on small VMs, where cross-CPU wake-ups dominate them")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--inner", help=argparse.SUPPRESS)
+    ap.add_argument("--peer-dir", help=argparse.SUPPRESS)  # where the outer compiled the C peers
     args = ap.parse_args()
     args.bin = os.path.abspath(args.bin)
-    args.shared = os.path.abspath(args.shared)
 
     if args.inner:
         try:
@@ -599,7 +628,6 @@ def main():
             sys.exit(f"bench.py needs `{tool}` in PATH")
     if args.quick:
         args.rounds, args.seconds = 1, 1
-    tb = load_yardstick(args.shared)
 
     if args.modes:
         modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -612,28 +640,27 @@ def main():
         modes = []
     else:
         modes = list(ALL_MODES)
-    skipped = {}
-    for m in list(modes):
-        why = None
-        if m in PEER_MODES and tb is None:
-            why = f"no tunnel_bench.py in {args.shared} (--shared DIR)"
-        elif m == "socat" and not shutil.which("socat"):
-            why = "socat not installed"
-        elif m.startswith("c-relay") and not shutil.which("gcc"):
-            why = "gcc not installed"
-        if why:
-            skipped[m] = why
+    for m in [m for m in modes if m in PEER_MODES]:
+        tool = "gcc" if c_peer(m) else PEER_MODES[m][0]
+        if not shutil.which(tool):
+            print(f"# skipping {m}: {tool} not installed", file=sys.stderr)
             modes.remove(m)
-    for m, why in skipped.items():
-        print(f"# skipping {m}: {why}", file=sys.stderr)
     if (any(m in TUNWIRE_MODES for m in modes) or args.soak is not None) \
             and not os.access(args.bin, os.X_OK):
         sys.exit(f"tunwire binary not found at {args.bin}: run `cargo build --release` first, "
                  "or pass --bin PATH / TUNWIRE_BIN")
-    for m in modes:  # compile the C peers once, outside the timed runs
-        if m.startswith("c-relay"):
-            tb.peer("c-relay-gso" if m == "c-relay-gso" else "c-relay")
+    peers = {c_peer(m) for m in modes if m in PEER_MODES} - {None}
+    # compiled once, outside the timed runs, into a directory removed at the end
+    args.peer_dir = build_peers(peers) if peers else None
+    try:
+        return drive(modes, args)
+    finally:
+        if args.peer_dir:
+            shutil.rmtree(args.peer_dir)
 
+
+def drive(modes, args):
+    """Run the modes round by round, print the JSON lines, the table and the soak report."""
     failed = False
     header = f"machine: {machine()}"
     print(f"# {header}", flush=True)
