@@ -4,17 +4,36 @@
 //! kernel. Pasted into a namespace, with any relay that holds the two devices, the script gives
 //! a working wire. Changes nothing.
 
+use nix::unistd::Uid;
+
 use crate::capture;
+use crate::claim::{self, Claimant};
 use crate::config::Config;
-use crate::error::{Result, EXIT_OK};
+use crate::error::{Error, Result, EXIT_OK};
+use crate::policy;
 use crate::privilege;
 use crate::setup::plan::{self, PROTO_TUNWIRE};
+use crate::setup::state::State;
 
+/// Validate as a start would (the policy for a member, the conflicts for everyone, the
+/// capture path as the relay's user), then print the plan of the pair a start would take.
 pub fn check(cfg: &Config) -> Result<u8> {
+    let policy = policy::load_for_caller()?;
     let id = privilege::target(cfg)?;
+    let who = Claimant {
+        root: Uid::effective().is_root(),
+        uid: id.uid.as_raw(),
+    };
+    if !who.root {
+        policy
+            .may_start(&id.name, &|g| id.member_of(g))
+            .map_err(|r| Error::NotPermitted(r.message))?;
+    }
+    let candidates = claim::claim(cfg, who, &policy, &State::read()?)?;
+    let cfg = &candidates[0];
     if let Some(c) = &cfg.capture {
         privilege::as_identity(&id, || capture::probe(c))?
-            .map_err(|e| crate::run::capture_error(&e, &id))?;
+            .map_err(|e| e.for_user(&id.name, id.switch))?;
     }
     print!("{}", script(cfg));
     Ok(EXIT_OK)
@@ -44,7 +63,7 @@ pub fn script(cfg: &Config) -> String {
             }
         }
     }
-    for step in plan::build(cfg) {
+    for step in plan::build(cfg, None) {
         out += &format!("{step}\n");
     }
     out

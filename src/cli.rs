@@ -7,9 +7,13 @@ use std::process::ExitCode;
 
 use crate::config::{self, options, Command};
 use crate::error::EXIT_USAGE;
-use crate::{check, logging, privilege, run};
+use crate::{check, list, logging, privilege, run};
 
 pub fn main() -> ExitCode {
+    if let Err(e) = privilege::never_dumpable() {
+        eprintln!("tunwire: error: {e}");
+        return ExitCode::from(crate::error::EXIT_FAILURE);
+    }
     // Parse and validate everything; nothing touches the kernel before this is whole.
     let read = |path: &std::path::Path| match privilege::sudo_caller() {
         Some(caller) => privilege::as_identity(&caller, || config::read_file(path))
@@ -38,6 +42,7 @@ pub fn main() -> ExitCode {
     let result = match cfg.command {
         Command::Check => check::check(&cfg),
         Command::Teardown => run::teardown(&cfg),
+        Command::List => list::list(cfg.json),
         _ => run::start(&cfg),
     };
     ExitCode::from(result.unwrap_or_else(|e| {

@@ -1,21 +1,28 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Who may start tunwire, and how each process leaves root behind.
 //!
-//! Theory of operation (main.rs follows this order; it is written down only here):
+//! Theory of operation (run.rs follows this order; it is written down only here):
+//! 0. `never_dumpable`, first thing: no process of tunwire is ever dumpable, so no other process
+//!    of the same user can ptrace it or take its file descriptors (pidfd_getfd).
 //! 1. `authorize`: root may start; anyone else needs CAP_NET_ADMIN (file capability or systemd
-//!    ambient capability) plus membership of an allowed group. Membership counts the primary group
-//!    and every supplementary group, read with getgroups sized by sysconf(_SC_NGROUPS_MAX) at run
-//!    time, never by a constant. The result is the `Identity` both processes become.
-//! 2. Setup runs with full privilege (main.rs), then the process forks while single-threaded.
-//! 3. `drop_supervisor`: the parent becomes the target user and keeps CAP_NET_ADMIN only (in the
+//!    ambient capability) plus the consent of the administrator's policy (policy/). Group
+//!    membership counts the primary group and every supplementary group, read with getgroups
+//!    sized by sysconf(_SC_NGROUPS_MAX) at run time, never by a constant. Under sudo, `--user`
+//!    may only name the caller. The result is the `Identity` both processes become.
+//! 2. Files named by the caller (the capture, `--config` under sudo) are opened with that
+//!    identity's file-system credentials (`as_identity`) before anything changes.
+//! 3. Setup runs with CAP_NET_ADMIN (run.rs), then the process forks while single-threaded.
+//! 4. `drop_supervisor`: the parent becomes the target user and keeps CAP_NET_ADMIN only (in the
 //!    bounding set too, when it may shrink it), for the teardown.
-//! 4. `drop_relay`: the child clears the bounding set first (that needs CAP_SETPCAP, gone after
-//!    setresuid), then setgroups(the target's full getgrouplist) -> setresgid -> setresuid, then
-//!    clears every other set up to /proc/sys/kernel/cap_last_cap, sets NoNewPrivs and verifies,
-//!    from /proc/self/status and by trying, that root and capabilities cannot come back.
+//! 5. `drop_relay`: the child clears the bounding set first (that needs CAP_SETPCAP, gone after
+//!    setresuid; a non-root start never has it, so there NoNewPrivs alone keeps the bounding
+//!    set from ever being used), then setgroups(the target's full getgrouplist) -> setresgid ->
+//!    setresuid, then clears every other set up to /proc/sys/kernel/cap_last_cap, sets
+//!    NoNewPrivs and verifies, from /proc/self/status and by trying, that root and capabilities
+//!    cannot come back. The wire then installs its seccomp filter (wire/seccomp.rs).
 //!
-//! Must not: keep a capability it does not name, use a fixed-size group array, or continue after
-//! a drop that did not take.
+//! Must not: keep a capability it does not name, use a fixed-size group array, become
+//! dumpable, or continue after a drop that did not take.
 
 use std::ffi::CString;
 
@@ -27,6 +34,7 @@ use nix::unistd::{self, Gid, Group, Uid, User};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::policy::Policy;
 
 /// The account both processes run as after setup.
 #[derive(Debug, Clone)]
@@ -40,8 +48,9 @@ pub struct Identity {
     pub switch: bool,
 }
 
-/// Decide whether this caller may start tunwire and whom the processes become.
-pub fn authorize(cfg: &Config) -> Result<Identity> {
+/// Decide whether this caller may start tunwire and whom the processes become. Root may; a
+/// non-root caller needs CAP_NET_ADMIN (file capability or ambient) and the policy's consent.
+pub fn authorize(cfg: &Config, policy: &Policy) -> Result<Identity> {
     if Uid::effective().is_root() {
         return root_target(cfg);
     }
@@ -59,27 +68,27 @@ pub fn authorize(cfg: &Config) -> Result<Identity> {
             "{name} lacks CAP_NET_ADMIN: start tunwire as root, through the installed binary \
              (file capability cap_net_admin+ep) as a member of {}, or from a unit with \
              AmbientCapabilities=CAP_NET_ADMIN",
-            group_list(&cfg.allow_groups)
+            group_list(&policy.allowed_groups())
         )));
     }
-    let allowed = allowed_gids(&cfg.allow_groups);
-    let mine = [Gid::current(), Gid::effective()];
-    if !mine
-        .iter()
-        .chain(id.groups.iter())
-        .any(|g| allowed.contains(g))
-    {
-        return Err(Error::NotPermitted(format!(
-            "{name} is not a member of {}, the group(s) allowed to start tunwire\n  \
-             hint: an administrator adds you with `usermod -aG {} {name}`; then log in again",
-            group_list(&cfg.allow_groups),
-            cfg.allow_groups[0]
-        )));
-    }
+    policy
+        .may_start(name, &|group| id.member_of(group))
+        .map_err(|r| Error::NotPermitted(r.message))?;
     // File capabilities (+ep) and ambient capabilities arrive effective; make sure.
     caps::raise(None, CapSet::Effective, Capability::CAP_NET_ADMIN)
         .map_err(|e| Error::Runtime(format!("failed to raise CAP_NET_ADMIN: {e}")))?;
     Ok(id)
+}
+
+impl Identity {
+    /// Whether this account is in the named group, as its primary group or a supplementary
+    /// one (however many: the list was read whole).
+    pub fn member_of(&self, group: &str) -> bool {
+        match Group::from_name(group) {
+            Ok(Some(g)) => g.gid == self.gid || self.groups.contains(&g.gid),
+            _ => false,
+        }
+    }
 }
 
 /// Whom the processes would become, without checking permission (for `tunwire check`).
@@ -165,6 +174,17 @@ fn root_target(cfg: &Config) -> Result<Identity> {
     let sudo_user = std::env::var("SUDO_USER")
         .ok()
         .filter(|u| !u.is_empty() && u != "root");
+    // Under sudo, root acts for its caller: --user may only name the caller, or sudo for
+    // tunwire would hand out every other account's files (the capture is written as --user).
+    if let (Some(caller), Some(user)) = (sudo_caller(), &cfg.user) {
+        if *user != caller.name {
+            return Err(Error::NotPermitted(format!(
+                "under sudo, --user may only name you ({}): sudo lets {} run tunwire as root, \
+                 not act as {user}\n  hint: run it as {user}, or as root without sudo",
+                caller.name, caller.name
+            )));
+        }
+    }
     let name = cfg
         .user
         .clone()
@@ -202,20 +222,10 @@ pub fn current_groups() -> Result<Vec<Gid>> {
     unistd::getgroups().map_err(|e| Error::os("read the supplementary groups", e))
 }
 
-fn allowed_gids(names: &[String]) -> Vec<Gid> {
-    names
-        .iter()
-        .filter_map(|n| match Group::from_name(n) {
-            Ok(Some(g)) => Some(g.gid),
-            _ => {
-                log::debug!("allowed group {n} does not exist");
-                None
-            }
-        })
-        .collect()
-}
-
 fn group_list(names: &[String]) -> String {
+    if names.is_empty() {
+        return "a group the policy allows (it allows none)".into();
+    }
     let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
     quoted.join(", ")
 }
@@ -245,14 +255,10 @@ pub fn drop_relay(id: &Identity) -> Result<()> {
         switch_ids(id)?;
     } else if shrink_bounding(None).is_err() {
         // A non-root start (file capability) has no CAP_SETPCAP. A user namespace of our own
-        // gives it, for this process only, so the bounding set can be emptied too. CAP_NET_ADMIN
-        // goes first: the namespace's capabilities have no power over anything outside it.
-        set_caps(&CapsHashSet::new())?;
-        if let Err(e) = enter_own_user_namespace() {
-            log::info!("bounding set kept ({e}); NoNewPrivs keeps it from ever being used");
-        } else {
-            shrink_bounding(None)?;
-        }
+        // would give it, but writing its uid_map needs the process dumpable for a moment, and
+        // a dumpable moment is enough for the user to take the TUN fds. NoNewPrivs (below)
+        // keeps the bounding set from ever granting anything.
+        log::debug!("bounding set kept: no CAP_SETPCAP; NoNewPrivs makes it inert");
     }
     set_caps(&CapsHashSet::new())?;
     prctl::set_no_new_privs().map_err(|e| Error::os("set NoNewPrivs", e))?;
@@ -317,30 +323,11 @@ fn shrink_bounding(keep: Option<Capability>) -> Result<()> {
     Ok(())
 }
 
-/// unshare(CLONE_NEWUSER) and map our own uid and gid onto themselves, so files we create
-/// still belong to us and /proc shows the same ids from outside.
-fn enter_own_user_namespace() -> Result<()> {
-    // Read before unshare: inside the new namespace, unmapped ids read as the overflow id.
-    let (uid, gid) = (Uid::effective(), Gid::effective());
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
-        .map_err(|e| Error::os("create a user namespace", e))?;
-    let write = |path: &str, text: String| {
-        std::fs::write(path, text).map_err(|e| {
-            Error::os(
-                format!("write {path}"),
-                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            )
-        })
-    };
-    // A process started through a file capability is not dumpable, which makes its /proc/self
-    // files root's; be dumpable just long enough to write the maps (no capability over
-    // anything outside the new namespace is left at this point).
-    prctl::set_dumpable(true).map_err(|e| Error::os("set the process dumpable", e))?;
-    let maps = write("/proc/self/setgroups", "deny".into())
-        .and_then(|()| write("/proc/self/uid_map", format!("{uid} {uid} 1\n")))
-        .and_then(|()| write("/proc/self/gid_map", format!("{gid} {gid} 1\n")));
-    prctl::set_dumpable(false).map_err(|e| Error::os("set the process non-dumpable", e))?;
-    maps
+/// No tunwire process is ever dumpable: another process of the same user could otherwise
+/// ptrace it or copy its TUN fds with pidfd_getfd. A process started through a file capability
+/// already is not; a root start would be until its setuid.
+pub fn never_dumpable() -> Result<()> {
+    prctl::set_dumpable(false).map_err(|e| Error::os("set the process non-dumpable", e))
 }
 
 /// The capability lines of /proc/self/status that are not all zero.
@@ -399,6 +386,7 @@ mod tests {
             group_list(&["tunwire".into(), "lab".into()]),
             "'tunwire', 'lab'"
         );
+        assert!(group_list(&[]).contains("none"));
     }
 
     #[test]

@@ -1,25 +1,46 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `tunwire run` and `tunwire teardown`: the privilege timeline, top to bottom:
-//! authorize -> open the capture as the relay's user -> set up -> fork -> drop -> relay /
-//! supervise. The order of the privilege steps is explained once, in privilege.rs; this file
-//! only calls the steps in that order. Must not do any step's work itself.
+//! authorize (the policy) -> claim names and addresses -> open the capture as the relay's
+//! user -> set up -> fork -> drop -> relay / supervise. The order of the privilege steps is
+//! explained once, in privilege.rs; this file only calls the steps in that order, and records
+//! each decision in the audit trail. Must not do any step's work itself.
 
+use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{self, Signal};
-use nix::unistd::{fork, ForkResult};
+use nix::unistd::{fork, ForkResult, Uid};
 
+use crate::audit;
 use crate::capture;
+use crate::claim::{self, Claimant};
 use crate::config::Config;
 use crate::error::{Error, Result, EXIT_FAILURE, EXIT_OK};
 use crate::event::{block_signals, signalfd};
+use crate::policy::{self, Policy};
 use crate::privilege::{self, Identity};
-use crate::setup;
+use crate::setup::state::{self, State};
+use crate::setup::{self, Owner, Wire};
 use crate::supervisor::Supervisor;
 
 /// `tunwire run`.
 pub fn start(cfg: &Config) -> Result<u8> {
-    // Authorize: root, or CAP_NET_ADMIN plus an allowed group. Decides whom we become.
-    let id = privilege::authorize(cfg)?;
+    let wanted = if cfg.sides_given {
+        wire_text(cfg)
+    } else {
+        "a free pair from the pools".to_string()
+    };
+    let decided = authorize_and_claim(cfg);
+    let (id, who, policy, candidates) = match decided {
+        Ok(d) => d,
+        Err(e) => {
+            if e.exit_code() == crate::error::EXIT_NOPERM {
+                let why = e.to_string();
+                let why = why.lines().next().unwrap_or_default();
+                audit::record(&format!("start refused: {wanted}: {why}"));
+            }
+            return Err(e);
+        }
+    };
 
     // The first capture file, opened as the relay's user before anything changes: a path that
     // user cannot write is a configuration error, not a half-made wire.
@@ -32,19 +53,31 @@ pub fn start(cfg: &Config) -> Result<u8> {
     let (ready_rx, ready_tx) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::os("create the ready pipe", e))?;
 
-    // Create both TUNs, remove leftovers of a killed instance, then set up. A failure midway
-    // undoes what was done.
-    let wire = setup::establish(cfg)?;
+    // Create both TUNs, remove leftovers of killed wires, then set up. A failure midway undoes
+    // what was done.
+    let owner = Owner {
+        uid: id.uid.as_raw(),
+        gid: id.gid.as_raw(),
+        alias: state::alias(&id.name, std::process::id()),
+    };
+    let (cfg, wire) = establish_first(&candidates, &owner, who, &policy)?;
+    let cfg = &cfg;
     let names = cfg.names();
-    let indices = [wire.tuns[0].index, wire.tuns[1].index];
+    let indices = wire.indices();
+    audit::record(&format!(
+        "start allowed: {} (table {}), relaying as {}, pid {}",
+        wire_text(cfg),
+        cfg.table,
+        id.name,
+        std::process::id()
+    ));
 
     // Fork while single-threaded.
     // SAFETY: the process is single-threaded here (no thread was ever started), so the child
     // may run arbitrary code after fork.
     match unsafe { fork() } {
         Err(e) => {
-            drop(wire);
-            let _ = setup::remove_rules(&names);
+            setup::undo(wire.tuns, &names);
             Err(Error::os("fork the relay", e))
         }
         Ok(ForkResult::Child) => {
@@ -72,7 +105,7 @@ pub fn start(cfg: &Config) -> Result<u8> {
                     // Never leave a relay without its supervisor: stop it and clean up.
                     let _ = signal::kill(child, Signal::SIGKILL);
                     let _ = nix::sys::wait::waitpid(child, None);
-                    if let Err(undo) = setup::remove_rules(&names) {
+                    if let Err(undo) = setup::remove_wire(&names, indices) {
                         log::error!("{undo}");
                     }
                     return Err(e);
@@ -80,9 +113,61 @@ pub fn start(cfg: &Config) -> Result<u8> {
             };
             log::debug!("relay is pid {child}");
             let sup = Supervisor::new(child, ready_rx, names, indices, steps, ready_line(cfg, &id));
-            Ok(sup.run(&signals))
+            let code = sup.run(&signals);
+            audit::record(&format!("stop: {}, exit {code}", wire_text(cfg)));
+            Ok(code)
         }
     }
+}
+
+/// The decisions before any change: the policy, the caller, the names and addresses.
+fn authorize_and_claim(cfg: &Config) -> Result<(Identity, Claimant, Policy, Vec<Config>)> {
+    let policy = policy::load_for_caller()?;
+    let id = privilege::authorize(cfg, &policy)?;
+    let who = Claimant {
+        root: Uid::effective().is_root(),
+        uid: id.uid.as_raw(),
+    };
+    let candidates = claim::claim(cfg, who, &policy, &State::read()?)?;
+    Ok((id, who, policy, candidates))
+}
+
+/// Set up the first candidate that works: an automatic pair another start took a moment ago
+/// (its TUN name is busy, or an address turned up twice) makes way for the next one.
+fn establish_first(
+    candidates: &[Config],
+    owner: &Owner,
+    who: Claimant,
+    policy: &Policy,
+) -> Result<(Config, Wire)> {
+    let mut last = None;
+    for cfg in candidates {
+        let result = setup::establish(cfg, owner).and_then(|wire| {
+            match claim::recheck(cfg, wire.indices(), who, policy) {
+                Ok(()) => Ok(wire),
+                Err(e) => {
+                    setup::undo(wire.tuns, &cfg.names());
+                    Err(e)
+                }
+            }
+        });
+        match result {
+            Ok(wire) => return Ok((cfg.clone(), wire)),
+            Err(e) if cfg.sides_given => return Err(e),
+            Err(
+                e @ Error::Os {
+                    errno: Errno::EBUSY,
+                    ..
+                },
+            )
+            | Err(e @ Error::NotPermitted(_)) => {
+                log::info!("{e}; trying the next free pair");
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Runtime("no pair to set up".into())))
 }
 
 /// Open the first capture file with the relay's identity (see capture::prepare).
@@ -92,25 +177,31 @@ fn prepare_capture(cfg: &Config, id: &Identity) -> Result<Option<capture::Prepar
     };
     privilege::as_identity(id, || capture::prepare(c))?
         .map(Some)
-        .map_err(|e| capture_error(&e, id))
+        .map_err(|e| e.for_user(&id.name, id.switch))
 }
 
-/// A capture path the relay's user cannot use, as a configuration error.
-pub fn capture_error(e: &capture::sink::OpenError, id: &Identity) -> Error {
-    Error::Usage(format!(
-        "{e} (the relay writes it as {})\n  hint: pick a path that {} may write{}",
-        id.name,
-        id.name,
-        if id.switch { ", or set --user" } else { "" }
-    ))
-}
-
-/// `tunwire teardown`: remove what a killed instance with these options left.
+/// `tunwire teardown`: remove what killed wires left. With sides: the rules on those names
+/// (never while a wire runs on them). Without: every leftover of ours, whatever its name.
 pub fn teardown(cfg: &Config) -> Result<u8> {
-    privilege::authorize(cfg)?;
+    let policy = policy::load_for_caller()?;
+    let id = privilege::authorize(cfg, &policy)?;
+    if !cfg.sides_given {
+        let removed = setup::remove_leftovers()?;
+        audit::record(&format!("teardown: {removed} leftovers removed"));
+        log::info!("teardown done: no leftovers of killed wires remain");
+        return Ok(EXIT_OK);
+    }
     let names = cfg.names();
+    if !Uid::effective().is_root() {
+        for name in &names {
+            policy
+                .check_name(name)
+                .map_err(|r| Error::NotPermitted(r.message))?;
+        }
+    }
+    let st = State::read()?;
     for name in &names {
-        if nix::net::if_::if_nametoindex(name.as_str()).is_ok() {
+        if st.link_named(name).is_some() {
             return Err(Error::Runtime(format!(
                 "{name} still exists: an instance seems to be running on it\n  \
                  hint: stop that instance (SIGTERM); it removes its own state"
@@ -118,12 +209,28 @@ pub fn teardown(cfg: &Config) -> Result<u8> {
         }
     }
     setup::remove_rules(&names)?;
+    audit::record(&format!(
+        "teardown: {} and {} as {}",
+        names[0], names[1], id.name
+    ));
     log::info!(
         "teardown done: no rules of ours on {} or {} remain",
         names[0],
         names[1]
     );
     Ok(EXIT_OK)
+}
+
+/// `tun0=192.168.13.1 <-> tun1=192.168.13.2`
+fn wire_text(cfg: &Config) -> String {
+    let [a, b] = &cfg.sides;
+    format!(
+        "{}={} <-> {}={}",
+        a.name,
+        a.addresses(),
+        b.name,
+        b.addresses()
+    )
 }
 
 fn ready_line(cfg: &Config, id: &Identity) -> String {

@@ -77,7 +77,8 @@ impl Supervisor {
     pub fn run(mut self, signals: &SignalFd) -> u8 {
         let code = self.wait_relay(signals);
         notify("STOPPING=1");
-        match crate::setup::remove_rules(&self.names) {
+        let indices = self.links.map(|(index, _)| index);
+        match crate::setup::remove_wire(&self.names, indices) {
             Ok(()) => code,
             Err(e) => {
                 log::error!("{e}\n  hint: run `tunwire teardown` with the same options");

@@ -24,6 +24,17 @@ pub struct OpenError {
     pub why: String,
 }
 
+impl OpenError {
+    /// As a configuration error: the relay writes the capture as `user` (`switched`: root
+    /// chose that user, so --user can change it).
+    pub fn for_user(&self, user: &str, switched: bool) -> crate::error::Error {
+        crate::error::Error::Usage(format!(
+            "{self} (the relay writes it as {user})\n  hint: pick a path that {user} may write{}",
+            if switched { ", or set --user" } else { "" }
+        ))
+    }
+}
+
 impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "capture file {}: {}", self.path.display(), self.why)

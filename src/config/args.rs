@@ -80,6 +80,7 @@ where
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         let opt = match arg {
             Short(c) => options::find_short(c).ok_or_else(|| format!("unknown option '-{c}'"))?,
+            Long("allow-group") => return Err(ALLOW_GROUP_GONE.into()),
             Long(name) => {
                 options::find(name).ok_or_else(|| format!("unknown option '--{name}'"))?
             }
@@ -121,18 +122,23 @@ where
     Ok((command.unwrap_or(Command::Run), raw, config))
 }
 
+/// `--allow-group` let the caller pick who may start; the administrator's policy does now.
+const ALLOW_GROUP_GONE: &str = "--allow-group was removed: who may start tunwire is decided by \
+     'allow group NAME' lines in /etc/tunwire/policy.conf (see tunwire.policy(5))";
+
 fn parse_command(word: &str) -> Result<Command, String> {
     Ok(match word {
         "run" => Command::Run,
         "teardown" => Command::Teardown,
         "check" => Command::Check,
+        "list" | "status" => Command::List,
         // An address where a side was meant: show the right form.
         w if w.parse::<std::net::IpAddr>().is_ok() || w.contains(['.', ':', '/']) => {
             return Err(super::side::missing_name(w))
         }
         other => {
             return Err(format!(
-                "unknown command '{other}' (commands: run, teardown, check); sides are \
+                "unknown command '{other}' (commands: run, teardown, check, list); sides are \
                  NAME=ADDR, e.g. tun0=192.168.13.1"
             ))
         }
@@ -155,6 +161,7 @@ pub fn parse_file(text: &str) -> Result<Raw, String> {
         };
         let at = |e: String| format!("line {}: {e}", i + 1);
         match key {
+            "allow-group" => return Err(at(ALLOW_GROUP_GONE.into())),
             "a" | "b" => {
                 let v = value.ok_or_else(|| at(format!("'{key}' needs NAME=ADDR[,ADDR]")))?;
                 sides[usize::from(key == "b")] = Some(v);

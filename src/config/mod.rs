@@ -22,7 +22,10 @@ pub const DEFAULT_TABLE: u32 = 13;
 pub const DEFAULT_PRIORITY: u32 = 100;
 pub const DEFAULT_MTU: u32 = 1500;
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
-pub const DEFAULT_GROUP: &str = "tunwire";
+/// The largest --snaplen: the largest packet tunwire can read.
+pub const MAX_SNAPLEN: u32 = 262_144;
+/// The smallest --pcap-max-size: a few records per file, not millions of files.
+pub const MIN_PCAP_MAX_SIZE: u64 = 16 << 10;
 const MAIN_RULE_PRIORITY: u32 = 32766;
 /// A config file larger than this is refused, not read (`--config /dev/zero`).
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -32,6 +35,7 @@ pub enum Command {
     Run,
     Teardown,
     Check,
+    List,
     Help,
     Version,
 }
@@ -76,12 +80,19 @@ pub struct Config {
     pub mtu: u32,
     pub offload: bool,
     pub user: Option<String>,
-    pub allow_groups: Vec<String>,
+    /// The sides were given (command line or file); otherwise a free pair is chosen.
+    pub sides_given: bool,
+    /// --priority was given.
+    pub priority_given: bool,
+    /// --force: override the conflict checks (root only).
+    pub force: bool,
     pub capture: Option<CaptureConfig>,
     /// -1 quiet, 0 default, 1.. verbose.
     pub verbosity: i8,
     /// The `--config` file, as given.
     pub config_file: Option<PathBuf>,
+    /// `list --json`.
+    pub json: bool,
 }
 
 impl Config {
@@ -216,13 +227,6 @@ fn validate(command: Command, raw: args::Raw) -> std::result::Result<Config, Str
     if let Some(user) = &user {
         check_account_name("--user", user)?;
     }
-    let mut allow_groups = raw.all("allow-group").to_vec();
-    if allow_groups.is_empty() {
-        allow_groups.push(DEFAULT_GROUP.to_string());
-    }
-    for g in &allow_groups {
-        check_account_name("--allow-group", g)?;
-    }
     let capture = capture_config(&raw)?;
     let verbosity = if raw.count("quiet") > 0 {
         -1
@@ -237,10 +241,13 @@ fn validate(command: Command, raw: args::Raw) -> std::result::Result<Config, Str
         mtu,
         offload,
         user,
-        allow_groups,
+        sides_given: !raw.sides.is_empty(),
+        priority_given: raw.one("priority").is_some(),
+        force: raw.count("force") > 0,
         capture,
         verbosity,
         config_file: None,
+        json: raw.count("json") > 0,
     })
 }
 
@@ -258,13 +265,22 @@ fn capture_config(raw: &args::Raw) -> std::result::Result<Option<CaptureConfig>,
         Some(s) => number::<u32>("--snaplen", s)?,
         None => DEFAULT_SNAPLEN,
     };
-    if snaplen == 0 {
-        return Err("--snaplen must be at least 1".into());
+    if !(1..=MAX_SNAPLEN).contains(&snaplen) {
+        return Err(format!(
+            "--snaplen {snaplen} is out of range 1-{MAX_SNAPLEN}"
+        ));
     }
     let max_size = match raw.one("pcap-max-size") {
         Some(s) => Some(parse_size(s).map_err(|e| format!("--pcap-max-size: {e}"))?),
         None => None,
     };
+    if let Some(size) = max_size.filter(|&n| n < MIN_PCAP_MAX_SIZE) {
+        return Err(format!(
+            "--pcap-max-size {size} is below the minimum of {}K: each file holds its headers \
+             and whole packets",
+            MIN_PCAP_MAX_SIZE >> 10
+        ));
+    }
     let files = match raw.one("pcap-files") {
         Some(s) => {
             let n = number::<u32>("--pcap-files", s)?;

@@ -37,8 +37,21 @@ pub struct Opt {
 pub enum Section {
     /// Options of run, check and teardown.
     Wire,
+    /// Options of `list`.
+    List,
     /// Options of every command (logging, help).
     General,
+}
+
+impl Section {
+    /// The heading of the section in `--help`.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Section::Wire => "Options:",
+            Section::List => "List options:",
+            Section::General => "General options:",
+        }
+    }
 }
 
 /// One command, as `--help` lists it.
@@ -60,6 +73,11 @@ pub const COMMANDS: &[Cmd] = &[
     Cmd {
         name: "check",
         help: "validate the configuration and print the plan as `ip` commands; change nothing",
+    },
+    Cmd {
+        name: "list",
+        help: "show the running wires (names, addresses, table, owner, relay pid, start time, \
+               counters); `status` is the same",
     },
 ];
 
@@ -113,12 +131,13 @@ pub const OPTIONS: &[Opt] = &[
         Some("the sudo caller, else nobody"),
     ),
     Opt {
-        takes: Takes::Many,
+        takes: Takes::Flag,
+        arg: None,
         ..wire(
-            "allow-group",
-            "NAME",
-            "group whose members may start it with CAP_NET_ADMIN; repeatable",
-            Some("tunwire"),
+            "force",
+            "",
+            "claim addresses that are assigned or routed elsewhere, or a table with foreign routes; root only, and logged",
+            None,
         )
     },
     wire(
@@ -151,6 +170,16 @@ pub const OPTIONS: &[Opt] = &[
         "with --pcap-max-size, keep at most N files",
         Some("no limit"),
     ),
+    Opt {
+        long: "json",
+        short: None,
+        arg: None,
+        help: "print one JSON array with one object per wire",
+        default: None,
+        takes: Takes::Flag,
+        in_file: false,
+        section: Section::List,
+    },
     Opt {
         in_file: false,
         ..wire(
@@ -216,6 +245,7 @@ const USAGE_HEAD: &str = "\
 Usage: tunwire [run] [OPTIONS] [A B]
        tunwire teardown [OPTIONS] [A B]
        tunwire check [OPTIONS] [A B]
+       tunwire list [--json]
 
 A user-space wire between two TUN interfaces: traffic between the two local
 addresses crosses this program instead of lo.
@@ -306,8 +336,10 @@ pub fn usage() -> String {
     }
     out.push_str("\nSides:\n");
     item(&mut out, &format!("  {}", SIDES.0), SIDES.1);
-    out.push_str("\nOptions:\n");
-    for section in [Section::Wire, Section::General] {
+    for section in [Section::Wire, Section::List, Section::General] {
+        out.push('\n');
+        out.push_str(section.heading());
+        out.push('\n');
         for o in OPTIONS.iter().filter(|o| o.section == section) {
             item(&mut out, &head(o), &described(o));
         }

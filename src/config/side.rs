@@ -63,12 +63,6 @@ pub fn parse_side(s: &str) -> Result<Side, String> {
         let ip: IpAddr = a
             .parse()
             .map_err(|_| format!("'{a}' in side '{s}' is not an IPv4 or IPv6 address"))?;
-        if let Some(class) = special_class(ip) {
-            return Err(format!(
-                "'{a}' in side '{s}' is a {class} address; use a unicast address such as \
-                 192.168.13.1 or fd13::1"
-            ));
-        }
         match ip {
             IpAddr::V4(v4) => {
                 if side.v4.replace(v4).is_some() {
@@ -86,7 +80,7 @@ pub fn parse_side(s: &str) -> Result<Side, String> {
 }
 
 /// The kind of address that can never be a side's: loopback, unspecified, multicast,
-/// broadcast, link-local.
+/// broadcast, link-local. A start refuses them (claim.rs) like any other conflict.
 pub fn special_class(ip: IpAddr) -> Option<&'static str> {
     if ip.is_unspecified() {
         return Some("unspecified");

@@ -40,7 +40,7 @@ fn defaults() {
     assert!(c.priority < 32766);
     assert_eq!(c.mtu, 1500);
     assert!(c.offload);
-    assert_eq!(c.allow_groups, vec!["tunwire".to_string()]);
+    assert!(!c.sides_given && !c.force && !c.priority_given);
     assert!(c.capture.is_none());
     assert_eq!(c.user, None);
 }
@@ -50,6 +50,8 @@ fn commands() {
     assert_eq!(ok("run").command, Command::Run);
     assert_eq!(ok("teardown").command, Command::Teardown);
     assert_eq!(ok("check --table 7").table, 7);
+    assert_eq!(ok("list --json").command, Command::List);
+    assert!(ok("status --json").json);
     assert_eq!(ok("--help").command, Command::Help);
     assert_eq!(ok("-V").command, Command::Version);
     assert!(err("frobnicate").contains("frobnicate"));
@@ -72,8 +74,11 @@ fn sides_and_families() {
     assert!(err("abcdefghijklmnop=10.0.0.1 tun1=10.0.0.2").contains("longer than 15"));
     assert!(err("tun/0=10.0.0.1 tun1=10.0.0.2").contains("not a valid interface"));
     assert!(err("tun0= tun1=10.0.0.2").contains("no address"));
-    assert!(err("tun0=127.0.0.1 tun1=10.0.0.2").contains("loopback"));
-    assert!(err("tun0=fe80::1 tun1=fe80::2").contains("link-local"));
+    // Special addresses parse; the start refuses them as a conflict (claim.rs, exit 77).
+    assert!(ok("tun0=127.0.0.1 tun1=10.0.0.2").sides[0]
+        .v4
+        .unwrap()
+        .is_loopback());
     assert!(err("tun0=10.0.0.1 tun1=10.0.0.2 tun2=10.0.0.3").contains("got 3"));
 }
 
@@ -111,9 +116,12 @@ fn numbers() {
 
 #[test]
 fn options_and_flags() {
-    let c = ok("--allow-group lab --allow-group wheel --user alice -v -v");
-    assert_eq!(c.allow_groups, vec!["lab".to_string(), "wheel".to_string()]);
+    let c = ok("--force --user alice -v -v");
+    assert!(c.force);
     assert_eq!(c.user.as_deref(), Some("alice"));
+    assert!(err("--allow-group lab").contains("policy.conf"));
+    assert!(ok("tun0=10.0.0.1 tun1=10.0.0.2 --priority 7").sides_given);
+    assert!(ok("--priority 7").priority_given);
     assert_eq!(c.verbosity, 2);
     assert_eq!(ok("-q").verbosity, -1);
     assert_eq!(ok("--table 7 --table 8").table, 8, "the last value wins");
@@ -138,6 +146,16 @@ fn capture_options() {
     assert_eq!(c.capture.unwrap().format, PcapFormat::Pcap);
     assert!(err("--pcap x --pcap-format xml").contains("xml"));
     assert!(err("--pcap x --snaplen 0").contains("snaplen"));
+    assert!(err("--pcap x --snaplen 262145").contains("out of range"));
+    assert_eq!(
+        ok("--pcap x --snaplen 262144").capture.unwrap().snaplen,
+        262_144
+    );
+    assert!(err("--pcap x --pcap-max-size 8K").contains("minimum"));
+    assert_eq!(
+        ok("--pcap x --pcap-max-size 16K").capture.unwrap().max_size,
+        Some(16 << 10)
+    );
     assert!(err("--pcap x --pcap-max-size 10Q").contains("pcap-max-size"));
     assert!(err("--pcap-max-size 1M").contains("need --pcap"));
     assert!(err("--pcap - --pcap-max-size 1M").contains("stdout"));
@@ -185,15 +203,13 @@ fn parse_size_table() {
 
 #[test]
 fn config_file_and_precedence() {
-    let raw = parse_file(
-        "# lab\n\ntable 42\nuser nobody\nallow-group lab\na x0=10.0.0.1\nb x1=10.0.0.2\nverbose\n",
-    )
-    .unwrap();
+    let raw = parse_file("# lab\n\ntable 42\nuser nobody\na x0=10.0.0.1\nb x1=10.0.0.2\nverbose\n")
+        .unwrap();
     let cli = parse_args(args("--table 7")).unwrap().1;
     let c = validate(Command::Run, cli.merge(raw)).unwrap();
     assert_eq!(c.table, 7, "the command line wins");
     assert_eq!(c.user.as_deref(), Some("nobody"));
-    assert_eq!(c.allow_groups, vec!["lab".to_string()]);
+    assert!(c.sides_given);
     assert_eq!(c.sides[0].name, "x0");
     assert_eq!(c.verbosity, 1);
     assert!(parse_file("tabel 4\n")
@@ -204,6 +220,9 @@ fn config_file_and_precedence() {
         .unwrap_err()
         .contains("both sides"));
     assert!(parse_file("config /x\n").is_err());
+    assert!(parse_file("allow-group lab\n")
+        .unwrap_err()
+        .contains("policy.conf"));
     assert!(parse_file("help\n").is_err());
     // A wrong file is quoted briefly, never whole.
     let long = "x".repeat(500);

@@ -22,8 +22,13 @@ pub enum Family {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Set the MTU and bring the link up (before any IPv6 address, see design.md).
-    LinkUp { dev: String, mtu: u32 },
+    /// Set the MTU and the alias that marks the wire as tunwire's, and bring the link up
+    /// (before any IPv6 address, see design.md).
+    LinkUp {
+        dev: String,
+        mtu: u32,
+        alias: Option<String>,
+    },
     /// A point-to-point address; IPv6 ones get NODAD and NOPREFIXROUTE.
     AddAddress {
         dev: String,
@@ -65,7 +70,8 @@ impl Step {
     }
 }
 
-pub fn build(cfg: &Config) -> Vec<Step> {
+/// The steps for `cfg`; `alias` (see state::alias) marks the links, None for `check`.
+pub fn build(cfg: &Config, alias: Option<&str>) -> Vec<Step> {
     let mut steps = Vec::new();
     let [a, b] = &cfg.sides;
     let pairs = [(a, b), (b, a)];
@@ -73,6 +79,7 @@ pub fn build(cfg: &Config) -> Vec<Step> {
         steps.push(Step::LinkUp {
             dev: me.name.clone(),
             mtu: cfg.mtu,
+            alias: alias.map(str::to_string),
         });
     }
     for (me, peer) in pairs {
@@ -139,7 +146,13 @@ fn ip(addr: &IpAddr) -> &'static str {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::LinkUp { dev, mtu } => write!(f, "ip link set dev {dev} mtu {mtu} up"),
+            Step::LinkUp { dev, mtu, alias } => {
+                write!(f, "ip link set dev {dev} mtu {mtu}")?;
+                if let Some(alias) = alias {
+                    write!(f, " alias '{}'", alias.replace('\'', ""))?;
+                }
+                write!(f, " up")
+            }
             Step::AddAddress { dev, local, peer } => {
                 write!(f, "{} addr add {local} peer {peer} dev {dev}", ip(local))?;
                 if local.is_ipv6() {
@@ -181,7 +194,7 @@ mod tests {
     fn plan(args: &str) -> Vec<String> {
         let cfg =
             config::parse(args.split_whitespace().map(Into::into), &config::read_file).unwrap();
-        build(&cfg).iter().map(|s| s.to_string()).collect()
+        build(&cfg, None).iter().map(|s| s.to_string()).collect()
     }
 
     #[test]

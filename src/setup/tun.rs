@@ -19,6 +19,8 @@ pub const VNET_HDR_LEN: usize = 10;
 nix::ioctl_write_ptr_bad!(tunsetiff, libc::TUNSETIFF, libc::ifreq);
 nix::ioctl_write_int_bad!(tunsetoffload, libc::TUNSETOFFLOAD);
 nix::ioctl_write_ptr_bad!(tunsetvnethdrsz, libc::TUNSETVNETHDRSZ, libc::c_int);
+nix::ioctl_write_int_bad!(tunsetowner, libc::TUNSETOWNER);
+nix::ioctl_write_int_bad!(tunsetgroup, libc::TUNSETGROUP);
 
 pub struct Tun {
     pub name: String,
@@ -38,9 +40,10 @@ pub enum Offload {
 }
 
 impl Tun {
-    /// Create the TUN `name`, non-blocking, with IFF_VNET_HDR when `vnet_hdr`. A device of that
+    /// Create the TUN `name`, non-blocking, with IFF_VNET_HDR when `vnet_hdr`, owned by `owner`
+    /// (uid, gid; `ip -d link` shows them, and no other user may attach). A device of that
     /// name must not exist yet: tunwire never attaches to or changes a device it did not create.
-    pub fn create(name: &str, vnet_hdr: bool) -> Result<Tun> {
+    pub fn create(name: &str, vnet_hdr: bool, owner: (u32, u32)) -> Result<Tun> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -82,6 +85,12 @@ impl Tun {
                 _ => Error::os(format!("create TUN {name}"), errno),
             });
         }
+        // SAFETY: valid TUN fd; TUNSETOWNER and TUNSETGROUP take the id by value.
+        unsafe { tunsetowner(fd.as_raw_fd(), owner.0 as libc::c_int) }
+            .map_err(|e| Error::os(format!("set the owner of {name}"), e))?;
+        // SAFETY: as above.
+        unsafe { tunsetgroup(fd.as_raw_fd(), owner.1 as libc::c_int) }
+            .map_err(|e| Error::os(format!("set the group of {name}"), e))?;
         let index = super::netlink::ifindex(name)?;
         Ok(Tun {
             name: name.to_string(),

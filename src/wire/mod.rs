@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The wire: the relay process's body after the fork. It drops every privilege first
-//! (privilege.rs), then starts the capture prepared before setup, reports ready and relays.
+//! (privilege.rs) and installs its seccomp filter, then starts the capture prepared before
+//! setup, reports ready and relays.
 //! `relay` moves the packets in the event loop (event.rs).
 //! Must not touch routing: the supervisor owns the setup and its undo.
 
 pub mod relay;
+pub mod seccomp;
 
 use std::os::fd::OwnedFd;
 
@@ -27,6 +29,7 @@ pub fn relay_main(
     prepared: Option<capture::Prepared>,
 ) -> Result<()> {
     privilege::drop_relay(id)?;
+    seccomp::install()?;
     // The parent-death signal is reset by the credential change, so set it after the drop.
     nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
         .map_err(|e| Error::os("set the parent-death signal", e))?;

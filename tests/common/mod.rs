@@ -36,6 +36,8 @@ pub const A4: &str = "192.168.13.1";
 pub const B4: &str = "192.168.13.2";
 pub const A6: &str = "fd13::1";
 pub const B6: &str = "fd13::2";
+/// The default sides, given explicitly.
+pub const DEFAULT: [&str; 2] = ["tun0=192.168.13.1", "tun1=192.168.13.2"];
 /// Dual-stack sides: `tun0=192.168.13.1,fd13::1 tun1=192.168.13.2,fd13::2`.
 pub const DUAL: [&str; 2] = ["tun0=192.168.13.1,fd13::1", "tun1=192.168.13.2,fd13::2"];
 
