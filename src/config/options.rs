@@ -68,7 +68,8 @@ pub const COMMANDS: &[Cmd] = &[
     },
     Cmd {
         name: "teardown",
-        help: "remove the rules and routes a killed instance with these options left",
+        help: "remove what killed wires left: with sides, the rules on those names; without, \
+               every leftover of tunwire's",
     },
     Cmd {
         name: "check",
@@ -255,7 +256,9 @@ addresses crosses this program instead of lo.
 pub const SIDES: (&str, &str) = (
     "A B",
     "NAME=ADDR[,ADDR]: one IPv4 and/or one IPv6 address per side, with the same families on \
-     both sides [default: tun0=192.168.13.1 tun1=192.168.13.2]",
+     both sides; taken exactly as given, or refused [default: the first free pair of the \
+     policy's pools: tun0=192.168.13.1 tun1=192.168.13.2, else tun2=192.168.13.3 \
+     tun3=192.168.13.4, ...]",
 );
 
 /// Paragraphs after the options, each already wrapped.
