@@ -24,6 +24,14 @@ use crate::supervisor::Supervisor;
 
 /// `tunwire run`.
 pub fn start(cfg: &Config) -> Result<u8> {
+    let mut cfg = cfg.clone();
+    if cfg.impaired() && cfg.seed.is_none() {
+        cfg.seed = Some(draw_seed()?);
+    }
+    if cfg.offload_overridden {
+        log::info!("--offload on ignored: impairment acts on wire-size packets, so offload is off");
+    }
+    let cfg = &cfg;
     let wanted = if cfg.sides_given {
         wire_text(cfg)
     } else {
@@ -235,7 +243,7 @@ fn wire_text(cfg: &Config) -> String {
 
 fn ready_line(cfg: &Config, id: &Identity) -> String {
     let [a, b] = &cfg.sides;
-    format!(
+    let mut line = format!(
         "ready: {} {} <-> {} {} (table {}), relaying as {}",
         a.name,
         a.addresses(),
@@ -243,5 +251,25 @@ fn ready_line(cfg: &Config, id: &Identity) -> String {
         b.addresses(),
         cfg.table,
         id.name
-    )
+    );
+    if let (true, Some(seed)) = (cfg.impaired(), cfg.seed) {
+        line += &format!(", seed {seed}");
+        for i in 0..2 {
+            let imp = cfg.impairment(i);
+            if !imp.is_empty() {
+                line += &format!("; {}: {imp}", cfg.sides[i].name);
+            }
+        }
+    }
+    line
+}
+
+/// A seed for the impairment's random streams, from the kernel's generator.
+fn draw_seed() -> Result<u64> {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| Error::Runtime(format!("failed to draw a seed from /dev/urandom: {e}")))?;
+    Ok(u64::from_ne_bytes(bytes))
 }

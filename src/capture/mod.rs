@@ -88,8 +88,9 @@ pub struct Capture {
     snaplen: usize,
     max_size: Option<u64>,
     keep: Option<usize>,
-    /// File header, written at the start of every file.
+    /// File header, written at the start of every file, and what it was built from.
     header: Vec<u8>,
+    described: Header,
     out: Option<Output>,
     /// The write buffer of a closed output, reused by the next one.
     spare: Vec<u8>,
@@ -106,8 +107,8 @@ pub struct Capture {
 impl Capture {
     /// Called by the relay after the privilege drop with what `prepare` opened. A write error
     /// on the header is logged, and the capture stops; the wire keeps running.
-    pub fn start(cfg: &CaptureConfig, header: &Header, prepared: Prepared) -> Capture {
-        let header = format::header_bytes(header).unwrap_or_else(|e| {
+    pub fn start(cfg: &CaptureConfig, described: &Header, prepared: Prepared) -> Capture {
+        let header = format::header_bytes(described).unwrap_or_else(|e| {
             log::error!("failed to build the capture header: {e}");
             Vec::new()
         });
@@ -121,6 +122,7 @@ impl Capture {
             },
             keep: cfg.files.map(|n| (n as usize).max(1)),
             header,
+            described: described.clone(),
             out: None,
             spare: Vec::new(),
             seq: prepared.seq.saturating_sub(1),
@@ -219,6 +221,24 @@ impl Capture {
                 }
             }
             Err(e) => log::error!("{e}; capture stopped, the wire keeps running"),
+        }
+    }
+
+    /// The settings changed (SIGHUP): later files start with a section header whose comment is
+    /// `comment`; a stream (stdout) gets that new section at once. pcapng only: classic pcap
+    /// has no comments.
+    pub fn new_section(&mut self, comment: &str) {
+        if self.format != PcapFormat::PcapNg {
+            return;
+        }
+        self.described.comment = Some(comment.to_string());
+        match format::header_bytes(&self.described) {
+            Ok(h) => self.header = h,
+            Err(e) => log::warn!("failed to build the capture header: {e}"),
+        }
+        if let Some(out) = self.out.as_mut().filter(|o| o.path.is_none()) {
+            out.buf.extend_from_slice(&self.header);
+            out.size += self.header.len() as u64;
         }
     }
 

@@ -5,6 +5,7 @@
 //! `privilege`. The options themselves are one table, in `options`.
 
 mod args;
+pub mod impair;
 pub mod options;
 pub mod side;
 
@@ -71,7 +72,7 @@ pub struct CaptureConfig {
     pub files: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub command: Command,
     pub sides: [Side; 2],
@@ -93,9 +94,25 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// `list --json`.
     pub json: bool,
+    /// `--impair`, in order; see `impairment`.
+    pub impair: Vec<impair::ImpairSpec>,
+    /// `--seed`; a start draws one when it is not given.
+    pub seed: Option<u64>,
+    /// --offload on was given but impairment turned it off.
+    pub offload_overridden: bool,
 }
 
 impl Config {
+    /// The impairment of the packets read from side `i`.
+    pub fn impairment(&self, i: usize) -> impair::Impairment {
+        impair::merge(&self.impair, &self.sides[i].name)
+    }
+
+    /// Whether any packet is impaired.
+    pub fn impaired(&self) -> bool {
+        (0..2).any(|i| !self.impairment(i).is_empty())
+    }
+
     pub fn has_v6(&self) -> bool {
         self.sides[0].v6.is_some()
     }
@@ -218,11 +235,23 @@ fn validate(command: Command, raw: args::Raw) -> std::result::Result<Config, Str
     if has_v6 && mtu < 1280 {
         return Err(format!("--mtu {mtu} is below 1280, the minimum for IPv6"));
     }
-    let offload = match raw.one("offload") {
+    let mut offload = match raw.one("offload") {
         None | Some("on") => true,
         Some("off") => false,
         Some(other) => return Err(format!("--offload '{other}' must be 'on' or 'off'")),
     };
+    let impair = impairment(&raw, &sides)?;
+    let seed = match raw.one("seed") {
+        Some(s) => Some(number::<u64>("--seed", s)?),
+        None => None,
+    };
+    // Impairment acts on wire-size packets, as on a real link: a 64 KiB GSO super-packet
+    // would be lost or delayed as a whole, 44 segments at once.
+    let impaired = (0..2).any(|i| !impair::merge(&impair, &sides[i].name).is_empty());
+    let offload_overridden = impaired && offload && raw.one("offload") == Some("on");
+    if impaired {
+        offload = false;
+    }
     let user = raw.one("user").map(str::to_string);
     if let Some(user) = &user {
         check_account_name("--user", user)?;
@@ -248,7 +277,37 @@ fn validate(command: Command, raw: args::Raw) -> std::result::Result<Config, Str
         verbosity,
         config_file: None,
         json: raw.count("json") > 0,
+        impair,
+        seed,
+        offload_overridden,
     })
+}
+
+/// The `--impair` values, each checked, and the effective impairment of each direction.
+fn impairment(
+    raw: &args::Raw,
+    sides: &[Side; 2],
+) -> std::result::Result<Vec<impair::ImpairSpec>, String> {
+    let mut specs = Vec::new();
+    for text in raw.all("impair") {
+        let spec = impair::parse_impair(text).map_err(|e| format!("--impair '{text}': {e}"))?;
+        if let Some(side) = &spec.side {
+            if !raw.sides.is_empty() && !sides.iter().any(|s| &s.name == side) {
+                return Err(format!(
+                    "--impair '{text}': '{side}' is not a side of this wire ({} or {})",
+                    sides[0].name, sides[1].name
+                ));
+            }
+        }
+        specs.push(spec);
+    }
+    let mut names: Vec<&str> = sides.iter().map(|s| s.name.as_str()).collect();
+    names.extend(specs.iter().filter_map(|s| s.side.as_deref()));
+    for name in names {
+        impair::validate(&impair::merge(&specs, name))
+            .map_err(|e| format!("--impair for {name}: {e}"))?;
+    }
+    Ok(specs)
 }
 
 fn capture_config(raw: &args::Raw) -> std::result::Result<Option<CaptureConfig>, String> {

@@ -122,7 +122,8 @@ pub const OPTIONS: &[Opt] = &[
     wire(
         "offload",
         "on|off",
-        "pass GSO super-packets through (IFF_VNET_HDR); `off` relays MTU-sized packets",
+        "pass GSO super-packets through (IFF_VNET_HDR); `off` relays MTU-sized packets, and \
+         impairment turns it off, so that it acts on wire-size packets",
         Some("on"),
     ),
     wire(
@@ -141,6 +142,25 @@ pub const OPTIONS: &[Opt] = &[
             None,
         )
     },
+    Opt {
+        takes: Takes::Many,
+        ..wire(
+            "impair",
+            "'[SIDE:] WORDS'",
+            "impair the packets read from SIDE (from both sides without it) as these tc-netem(8) \
+             words say: delay TIME [JITTER [CORR%]] [distribution uniform|normal|pareto|\
+             paretonormal] [jitter-reorder], loss PCT [CORR%], loss gemodel P [R [1-H [1-K]]], \
+             duplicate PCT, corrupt PCT, reorder PCT [gap N], rate RATE, limit PACKETS; repeatable",
+            None,
+        )
+    },
+    wire(
+        "seed",
+        "N",
+        "seed of the impairment's random streams (0-18446744073709551615); the ready line and \
+         the capture show the seed in use",
+        Some("drawn at random"),
+    ),
     wire(
         "pcap",
         "FILE",

@@ -9,7 +9,9 @@ use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute, LinkFlags, LinkMessage,
+};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -33,15 +35,23 @@ impl Netlink {
         let what = step.to_string().replace('\n', "; ");
         match step {
             Step::LinkUp { dev, mtu, alias } => {
+                let index = ifindex(dev)?;
+                // First the settings, then up: the kernel would make a link-local address (and
+                // with it router solicitations and MLD reports into the wire) the moment the
+                // link comes up, before it applies an address generation mode sent alongside.
                 let mut msg = LinkMessage::default();
-                msg.header.index = ifindex(dev)?;
-                msg.header.flags = LinkFlags::Up;
-                msg.header.change_mask = LinkFlags::Up;
+                msg.header.index = index;
                 msg.attributes.push(LinkAttribute::Mtu(*mtu));
                 if let Some(alias) = alias {
                     msg.attributes.push(LinkAttribute::IfAlias(alias.clone()));
                 }
-                self.request(RouteNetlinkMessage::SetLink(msg), 0, &what)
+                self.request(RouteNetlinkMessage::SetLink(msg), 0, &what)?;
+                self.no_link_local(index, &what)?;
+                let mut up = LinkMessage::default();
+                up.header.index = index;
+                up.header.flags = LinkFlags::Up;
+                up.header.change_mask = LinkFlags::Up;
+                self.request(RouteNetlinkMessage::SetLink(up), 0, &what)
             }
             Step::AddAddress { dev, local, peer } => {
                 let mut msg = AddressMessage::default();
@@ -113,6 +123,24 @@ impl Netlink {
                     &what,
                 )
             }
+        }
+    }
+
+    /// addrgenmode none: the link gets no IPv6 link-local address. Without IPv6 in the kernel
+    /// (or on this link) there is nothing to switch off.
+    fn no_link_local(&mut self, index: u32, what: &str) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]));
+        match self.request(RouteNetlinkMessage::SetLink(msg), 0, what) {
+            Err(Error::Netlink {
+                errno: Errno::EAFNOSUPPORT | Errno::EOPNOTSUPP,
+                ..
+            }) => Ok(()),
+            other => other,
         }
     }
 

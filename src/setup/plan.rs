@@ -22,7 +22,8 @@ pub enum Family {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Set the MTU and the alias that marks the wire as tunwire's, and bring the link up
+    /// Set the MTU, the alias that marks the wire as tunwire's and addrgenmode none (no
+    /// link-local address: the wire carries only the users' packets), then bring the link up
     /// (before any IPv6 address, see design.md).
     LinkUp {
         dev: String,
@@ -151,7 +152,7 @@ impl fmt::Display for Step {
                 if let Some(alias) = alias {
                     write!(f, " alias '{}'", alias.replace('\'', ""))?;
                 }
-                write!(f, " up")
+                write!(f, " addrgenmode none\nip link set dev {dev} up")
             }
             Step::AddAddress { dev, local, peer } => {
                 write!(f, "{} addr add {local} peer {peer} dev {dev}", ip(local))?;
@@ -203,8 +204,8 @@ mod tests {
         assert_eq!(
             p,
             vec![
-                "ip link set dev tun0 mtu 1500 up",
-                "ip link set dev tun1 mtu 1500 up",
+                "ip link set dev tun0 mtu 1500 addrgenmode none\nip link set dev tun0 up",
+                "ip link set dev tun1 mtu 1500 addrgenmode none\nip link set dev tun1 up",
                 "ip addr add 192.168.13.1 peer 192.168.13.2 dev tun0",
                 "ip addr add 192.168.13.2 peer 192.168.13.1 dev tun1",
                 "ip route del local 192.168.13.1 dev tun0 table local\nip route add local 192.168.13.1 dev tun0 table 13 proto 199",
@@ -222,7 +223,7 @@ mod tests {
         assert!(p.contains("ip -6 rule add iif b lookup 42 pref 100 proto 199"));
         assert!(p.contains("ip -6 route add fd13::2 dev a src fd13::1 metric 1 proto 199"));
         assert!(p.contains("ip -6 route add fd13::1 dev b src fd13::2 metric 1 proto 199"));
-        let links = p.find("mtu 1500 up").unwrap();
+        let links = p.find("ip link set dev b up").unwrap();
         assert!(
             links < p.find("ip -6 addr").unwrap(),
             "links come up before IPv6 addresses"

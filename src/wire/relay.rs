@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The relay: moves packets between the two TUN fds in one event loop, in an unprivileged
-//! process. Each wake-up drains every ready TUN up to `BATCH` packets; per packet there is one
-//! read, one write and, with capture on, one record into a reused buffer: no allocation, no
-//! logging, no other system call. A failed write drops and counts the packet; it never stops
-//! the relay. Must not touch routing or privileges.
+//! The relay: moves packets along its legs (TUN to TUN; or TUN to a prototype's socket and
+//! back) in one event loop, in an unprivileged process. Each wake-up drains every ready port
+//! up to `BATCH` packets. A leg without impairment does one read, one write and, with capture
+//! on, one record into a reused buffer per packet: no allocation, no logging, no other system
+//! call. A leg with impairment hands each packet to its engine, keeps the planned copies in a
+//! slot pool until they are due (the loop's one deadline), and records every decision in the
+//! capture. A failed write drops and counts the packet; it never stops the relay. Must not
+//! touch routing or privileges.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,16 +15,22 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 
+use super::impair::{self, DropCause, Engine, Plan};
+use crate::capture::format::EPB_FLAG_CRC_ERROR;
 use crate::capture::{Capture, Meta};
 use crate::error::{Error, Result};
 use crate::event::{EventLoop, PollFlags};
 
-/// Packets drained from one TUN per wake-up before the other side gets its turn.
+/// Packets drained from one port per wake-up before the others get their turn.
 const BATCH: usize = 64;
 /// The largest read: a 64 KiB GSO super-packet plus its virtio_net_hdr, with room to spare.
 const BUF_LEN: usize = 65_536 + 256;
 /// With capture on, wake at least this often so buffered records reach the file.
 const CAPTURE_TICK: Duration = Duration::from_secs(1);
+/// Bytes one leg may hold in its delay queue, whatever its packet limit: memory stays bounded.
+const MAX_QUEUED_BYTES: usize = 32 << 20;
+/// epb_flags direction bits: inbound (1) and outbound (2) are relative to the interface.
+const INBOUND: u32 = 1;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
@@ -30,39 +39,115 @@ pub struct Counters {
     pub drops: u64,
 }
 
+/// Something packets are read from and written to: a TUN, or a datagram socket to a prototype.
+pub struct Port {
+    pub fd: OwnedFd,
+    pub name: String,
+    /// Bytes of virtio_net_hdr before each packet (0 with offload off, and on sockets).
+    pub hdr: usize,
+}
+
+/// One direction of travel, from one port to another, with what it does on the way.
+pub struct Leg {
+    pub from: usize,
+    pub to: usize,
+    /// The capture interface its packets are recorded on, and whether they enter that
+    /// interface's host side (inbound) or leave it (outbound).
+    pub iface: usize,
+    pub inbound: bool,
+    pub engine: Option<Engine<u32>>,
+    /// Shown in the counter lines, e.g. "tun0 -> tun1".
+    pub label: String,
+}
+
 /// The relay's poll slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
-    Tun(usize),
+    Port(usize),
     Signals,
 }
 
-pub struct Relay {
-    tuns: [OwnedFd; 2],
-    names: [String; 2],
-    /// Bytes of virtio_net_hdr before each packet (0 with offload off).
-    hdr: usize,
-    capture: Option<Capture>,
-    /// counters[i] is the direction names[i] -> names[1 - i].
-    counters: [Counters; 2],
+/// A packet held for its send time.
+struct Held {
     buf: Vec<u8>,
+    len: usize,
+    leg: usize,
+    plan: Plan,
+    id: u64,
+}
+
+/// Reusable packet buffers: steady state allocates nothing.
+#[derive(Default)]
+struct Pool {
+    slots: Vec<Held>,
+    free: Vec<u32>,
+}
+
+impl Pool {
+    fn put(&mut self, leg: usize, plan: Plan, id: u64, data: &[u8]) -> u32 {
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Held {
+                    buf: Vec::new(),
+                    len: 0,
+                    leg: 0,
+                    plan,
+                    id: 0,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let h = &mut self.slots[i as usize];
+        h.buf.clear();
+        h.buf.extend_from_slice(data);
+        h.len = data.len();
+        (h.leg, h.plan, h.id) = (leg, plan, id);
+        i
+    }
+}
+
+/// What the impairment changes, for the capture header and the logs.
+pub type Reload =
+    Box<dyn FnMut() -> Option<(Vec<Option<crate::config::impair::Impairment>>, u64, String)>>;
+
+pub struct Relay {
+    ports: Vec<Port>,
+    legs: Vec<Leg>,
+    capture: Option<Capture>,
+    counters: Vec<Counters>,
+    /// Packets read on each leg: the pcapng packet id of its records.
+    read: Vec<u64>,
+    queued_bytes: Vec<usize>,
+    buf: Vec<u8>,
+    pool: Pool,
+    comment: String,
+    epoch: Instant,
+    /// SIGHUP: the new impairment per leg (None: none), the seed, and the text for the capture.
+    reload: Option<Reload>,
 }
 
 impl Relay {
-    pub fn new(
-        tuns: [OwnedFd; 2],
-        names: [String; 2],
-        hdr: usize,
-        capture: Option<Capture>,
-    ) -> Relay {
+    pub fn new(ports: Vec<Port>, legs: Vec<Leg>, capture: Option<Capture>) -> Relay {
+        let n = legs.len();
         Relay {
-            tuns,
-            names,
-            hdr,
+            ports,
+            legs,
             capture,
-            counters: [Counters::default(); 2],
+            counters: vec![Counters::default(); n],
+            read: vec![0; n],
+            queued_bytes: vec![0; n],
             buf: vec![0; BUF_LEN],
+            pool: Pool::default(),
+            comment: String::with_capacity(128),
+            epoch: Instant::now(),
+            reload: None,
         }
+    }
+
+    /// What SIGHUP does besides reopening the capture: re-read the impairment.
+    pub fn on_reload(&mut self, reload: Reload) {
+        self.reload = Some(reload);
     }
 
     /// Relay until SIGINT or SIGTERM. Logs the counters at exit.
@@ -80,18 +165,21 @@ impl Relay {
     /// Returns the signal that ended the loop.
     fn run_loop(&mut self, signals: &SignalFd) -> Result<Signal> {
         let mut ev = EventLoop::new();
-        for (i, tun) in self.tuns.iter().enumerate() {
-            ev.set(Slot::Tun(i), tun.as_fd(), PollFlags::POLLIN);
+        for (i, port) in self.ports.iter().enumerate() {
+            if self.legs.iter().any(|l| l.from == i) {
+                ev.set(Slot::Port(i), port.fd.as_fd(), PollFlags::POLLIN);
+            }
         }
         ev.set(Slot::Signals, signals.as_fd(), PollFlags::POLLIN);
         loop {
             ev.wait(self.deadline())
-                .map_err(|e| Error::os("poll the TUN devices", e))?;
-            for side in 0..2 {
-                if ev.is_ready(Slot::Tun(side)) {
-                    self.drain(side)?;
+                .map_err(|e| Error::os("poll the wire's ports", e))?;
+            for port in 0..self.ports.len() {
+                if ev.is_ready(Slot::Port(port)) {
+                    self.drain(port)?;
                 }
             }
+            self.send_due();
             if let Some(capture) = self.capture.as_mut() {
                 capture.end_batch(Instant::now());
             }
@@ -103,48 +191,179 @@ impl Relay {
         }
     }
 
-    /// The one deadline of the loop.
+    /// The one deadline of the loop: the earliest queued packet, or the capture's tick.
     fn deadline(&self) -> Option<Instant> {
-        self.capture.as_ref().map(|_| Instant::now() + CAPTURE_TICK)
+        let due = self
+            .legs
+            .iter()
+            .filter_map(|l| l.engine.as_ref()?.next_deadline())
+            .min()
+            .map(|ns| self.epoch + Duration::from_nanos(ns));
+        let tick = self.capture.as_ref().map(|_| Instant::now() + CAPTURE_TICK);
+        match (due, tick) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Move up to BATCH packets from tuns[from] to tuns[1 - from].
-    fn drain(&mut self, from: usize) -> Result<()> {
-        let to = 1 - from;
-        let hdr = self.hdr;
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Read up to BATCH packets from `port` and move each along the leg that starts there.
+    fn drain(&mut self, port: usize) -> Result<()> {
+        let Some(leg) = self.legs.iter().position(|l| l.from == port) else {
+            return Ok(());
+        };
+        let hdr = self.ports[port].hdr;
         for _ in 0..BATCH {
-            let n = match nix::unistd::read(self.tuns[from].as_raw_fd(), &mut self.buf) {
+            let n = match nix::unistd::read(self.ports[port].fd.as_raw_fd(), &mut self.buf) {
                 Ok(n) => n,
                 Err(Errno::EAGAIN | Errno::EINTR) => return Ok(()),
                 Err(Errno::EBADFD) => {
                     return Err(Error::Runtime(format!(
                         "{} was removed from under the relay (ip link del?); stopping",
-                        self.names[from]
+                        self.ports[port].name
                     )))
                 }
-                Err(e) => return Err(Error::os(format!("read from {}", self.names[from]), e)),
+                Err(e) => return Err(Error::os(format!("read from {}", self.ports[port].name), e)),
             };
             if n <= hdr {
                 continue;
             }
-            if let Some(capture) = self.capture.as_mut() {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
-                capture.record(from, now, &self.buf[hdr..n], &Meta::default());
-            }
-            let c = &mut self.counters[from];
-            match nix::unistd::write(&self.tuns[to], &self.buf[..n]) {
-                Ok(_) => {
-                    c.packets += 1;
-                    c.bytes += (n - hdr) as u64;
-                }
-                // Peer down (EIO), no buffer (ENOBUFS), full (EAGAIN), or anything else the
-                // packet path can throw: drop it and count it, as a wire would.
-                Err(_) => c.drops += 1,
+            self.read[leg] += 1;
+            if self.legs[leg].engine.is_some() {
+                self.impair(leg, n);
+            } else {
+                self.record(leg, hdr, n, None, self.read[leg], 0);
+                self.write(leg, n);
             }
         }
         Ok(())
+    }
+
+    /// Record `buf[hdr..n]` of `leg` in the capture.
+    fn record(
+        &mut self,
+        leg: usize,
+        hdr: usize,
+        n: usize,
+        comment: Option<&str>,
+        id: u64,
+        flags: u32,
+    ) {
+        let Some(capture) = self.capture.as_mut() else {
+            return;
+        };
+        let l = &self.legs[leg];
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let meta = Meta {
+            comment,
+            packet_id: l.engine.as_ref().map(|_| id),
+            flags: flags | if l.inbound { INBOUND } else { 0 },
+            drop_count: None,
+        };
+        capture.record(l.iface, now, &self.buf[hdr..n], &meta);
+    }
+
+    /// Write `buf[..n]` to the leg's destination.
+    fn write(&mut self, leg: usize, n: usize) {
+        let (to, hdr) = (self.legs[leg].to, self.ports[self.legs[leg].from].hdr);
+        let c = &mut self.counters[leg];
+        match nix::unistd::write(&self.ports[to].fd, &self.buf[..n]) {
+            Ok(_) => {
+                c.packets += 1;
+                c.bytes += (n - hdr) as u64;
+            }
+            // Peer down (EIO), no buffer (ENOBUFS), full (EAGAIN), or anything else the
+            // packet path can throw: drop it and count it, as a wire would.
+            Err(_) => c.drops += 1,
+        }
+    }
+
+    /// Hand the packet in `buf[..n]` to the leg's engine: drop it (recorded with the cause) or
+    /// queue its copies.
+    fn impair(&mut self, leg: usize, n: usize) {
+        let now = self.now_ns();
+        let id = self.read[leg];
+        let decision = match self.legs[leg].engine.as_mut() {
+            Some(e) => e.decide(now, n),
+            None => return,
+        };
+        if let Some(cause) = decision.drop {
+            self.record(leg, 0, n, Some(impair::drop_comment(cause)), id, 0);
+            return;
+        }
+        for plan in decision.copies.into_iter().flatten() {
+            if self.queued_bytes[leg] + n > MAX_QUEUED_BYTES {
+                if let Some(e) = self.legs[leg].engine.as_mut() {
+                    e.count_queue_full();
+                }
+                self.record(
+                    leg,
+                    0,
+                    n,
+                    Some(impair::drop_comment(DropCause::QueueFull)),
+                    id,
+                    0,
+                );
+                continue;
+            }
+            let slot = self.pool.put(leg, plan, id, &self.buf[..n]);
+            if let Some((byte, bit)) = plan.corrupt {
+                if let Some(b) = self.pool.slots[slot as usize].buf.get_mut(byte) {
+                    *b ^= 1 << bit;
+                }
+            }
+            let refused = self.legs[leg]
+                .engine
+                .as_mut()
+                .map_or(Ok(()), |e| e.enqueue(&plan, slot));
+            match refused {
+                Ok(()) => self.queued_bytes[leg] += n,
+                Err(slot) => {
+                    self.pool.free.push(slot);
+                    self.record(
+                        leg,
+                        0,
+                        n,
+                        Some(impair::drop_comment(DropCause::QueueFull)),
+                        id,
+                        0,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Send every queued copy whose time has come, recording each with its decisions.
+    fn send_due(&mut self) {
+        let now = self.now_ns();
+        for leg in 0..self.legs.len() {
+            while let Some(slot) = self.legs[leg].engine.as_mut().and_then(|e| e.pop_due(now)) {
+                let h = &mut self.pool.slots[slot as usize];
+                let n = h.len;
+                // Swap the held packet into the working buffer (no copy, no allocation).
+                std::mem::swap(&mut self.buf, &mut h.buf);
+                let (plan, id) = (h.plan, h.id);
+                self.queued_bytes[leg] -= n;
+                let mut comment = std::mem::take(&mut self.comment);
+                impair::plan_comment(&plan, &mut comment);
+                let flags = if plan.corrupt.is_some() {
+                    EPB_FLAG_CRC_ERROR
+                } else {
+                    0
+                };
+                self.record(leg, 0, n, Some(&comment), id, flags);
+                self.comment = comment;
+                self.write(leg, n);
+                let h = &mut self.pool.slots[slot as usize];
+                std::mem::swap(&mut self.buf, &mut h.buf);
+                self.pool.free.push(slot);
+            }
+        }
     }
 
     /// Handles pending signals; returns the one that asks the relay to stop, if any.
@@ -159,27 +378,61 @@ impl Relay {
             match sig {
                 Signal::SIGINT | Signal::SIGTERM => return Ok(Some(sig)),
                 Signal::SIGUSR1 => self.log_counters(),
-                Signal::SIGHUP => {
-                    if let Some(capture) = self.capture.as_mut() {
-                        capture.reopen();
-                    }
-                }
+                Signal::SIGHUP => self.on_hup(),
                 _ => {}
             }
         }
         Ok(None)
     }
 
+    /// SIGHUP: new impairment and seed at once (already queued packets keep their times), a
+    /// new capture section that says so, and a fresh capture file.
+    fn on_hup(&mut self) {
+        let reloaded = self.reload.as_mut().and_then(|r| r());
+        if let Some((imps, seed, text)) = reloaded {
+            for (i, (leg, imp)) in self.legs.iter_mut().zip(imps).enumerate() {
+                match (leg.engine.as_mut(), imp) {
+                    (Some(e), Some(imp)) => e.reconfigure(&imp, seed),
+                    (None, Some(imp)) => leg.engine = Some(Engine::new(&imp, seed, i as u64)),
+                    // An engine with queued packets stays until they are sent; it is told to
+                    // let the next packets through untouched.
+                    (Some(e), None) => e.reconfigure(&Default::default(), seed),
+                    (None, None) => {}
+                }
+            }
+            log::info!("impairment changed: {text}");
+            if let Some(capture) = self.capture.as_mut() {
+                capture.new_section(&text);
+            }
+        }
+        if let Some(capture) = self.capture.as_mut() {
+            capture.reopen();
+        }
+    }
+
     fn log_counters(&self) {
-        for (i, c) in self.counters.iter().enumerate() {
+        for (leg, c) in self.legs.iter().zip(&self.counters) {
             log::info!(
-                "{} -> {}: {} packets, {} bytes, {} dropped",
-                self.names[i],
-                self.names[1 - i],
+                "{}: {} packets, {} bytes, {} dropped",
+                leg.label,
                 c.packets,
                 c.bytes,
                 c.drops
             );
+            if let Some(e) = &leg.engine {
+                let i = e.counters();
+                log::info!(
+                    "{} impairment: {} lost, {} queue full, {} duplicated, {} corrupted, {} \
+                     reordered, {} delayed",
+                    leg.label,
+                    i.lost,
+                    i.queue_full,
+                    i.duplicated,
+                    i.corrupted,
+                    i.reordered,
+                    i.delayed
+                );
+            }
         }
         if let Some(capture) = &self.capture {
             log::info!(
