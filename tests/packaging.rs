@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Packaging: builds the .deb (cargo deb) and the .rpm (cargo generate-rpm) and checks their
-//! contents, modes, maintainer scripts and lintian; checks the systemd unit (verify, security
-//! exposure); installs the .deb, runs the wire as a group member, a stranger and the service
+//! Packaging: builds the .deb (cargo deb --no-build) and the .rpm (cargo generate-rpm) from the
+//! binary `cargo test` built, in scratch directories under $TMPDIR (nothing goes into target/),
+//! and checks their contents, modes, maintainer scripts and lintian; checks the systemd unit
+//! (verify, security exposure); installs the .deb, runs the wire as a group member, a stranger and the service
 //! user, then purges the package and checks that nothing of it remains.
 //!
 //! Must not: create interfaces or send packets outside `unshare --net`, or add accounts to the
@@ -13,12 +14,16 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod common;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const TMP: &str = env!("CARGO_TARGET_TMPDIR");
+/// The binary `cargo test` built; the packages are made from it, so no release build is needed.
+const BIN: &str = env!("CARGO_BIN_EXE_tunwire");
+/// Scratch directories are `$TMPDIR/{SCRATCH}.PID.N.TAG`; the PID lets a later run remove the
+/// leftovers of a killed one.
+const SCRATCH: &str = "tunwire-pkg-test";
 const UNIT: &str = "systemd/tunwire@.service";
 /// systemd-analyze security --offline: openvpn-server@.service scores 7.5.
 const MAX_EXPOSURE: f64 = 2.0;
@@ -88,34 +93,113 @@ fn read(rel: &str) -> String {
     fs::read_to_string(Path::new(ROOT).join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
 }
 
-struct Packages {
-    deb: PathBuf,
-    rpm: PathBuf,
+/// A fresh 0755 directory under std::env::temp_dir() (never in target/, so a root run leaves no
+/// root-owned files there), removed on drop, panics included. Creating one also removes what
+/// killed runs left (directories whose PID no longer exists).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let tmp = std::env::temp_dir();
+        sweep_leftovers(&tmp);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = tmp.join(format!("{SCRATCH}.{}.{n}.{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
 }
 
-/// Both packages, built once per test run: `cargo deb` does the release build, then
-/// `cargo generate-rpm` packages the same binary.
-fn packages() -> &'static Packages {
-    static PACKAGES: OnceLock<Packages> = OnceLock::new();
-    PACKAGES.get_or_init(|| {
-        let out = Path::new(TMP).join("packages");
-        let _ = fs::remove_dir_all(&out);
-        fs::create_dir_all(&out).unwrap();
-        eprintln!("building the release binary and the .deb (LTO: this takes a while)");
-        ok(cargo().args(["deb", "--locked", "--output"]).arg(&out));
-        ok(cargo().args(["generate-rpm", "--output"]).arg(&out));
-        let find = |ext: &str| {
-            fs::read_dir(&out)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .find(|p| p.extension().is_some_and(|e| e == ext))
-                .unwrap_or_else(|| panic!("no .{ext} in {}", out.display()))
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn sweep_leftovers(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH)?.strip_prefix('.'))
+            .and_then(|rest| rest.split('.').next()?.parse::<u32>().ok())
+        else {
+            continue;
         };
-        Packages {
-            deb: find("deb"),
-            rpm: find("rpm"),
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
         }
-    })
+    }
+}
+
+/// Stages the test binary, stripped as `[profile.release] strip = true` would ship it, where both
+/// packagers look for it, and returns that target directory (`DIR/target`). Both treat an asset
+/// path starting with `target/release/` as the cargo target dir: cargo-deb asks
+/// `cargo metadata` (CARGO_TARGET_DIR), cargo-generate-rpm takes `--target-dir`. The other asset
+/// paths stay relative to the manifest directory.
+///
+/// Stripping here rather than with `cargo deb --strip`: cargo-generate-rpm cannot strip, and
+/// zstd-compressing the ~27 MB debug binary takes it ~20 s.
+fn stage_binary(dir: &Path) -> PathBuf {
+    let target = dir.join("target");
+    let release = target.join("release");
+    fs::create_dir_all(&release).unwrap();
+    ok(Command::new("strip")
+        .arg("-o")
+        .arg(release.join("tunwire"))
+        .arg(BIN));
+    fs::create_dir_all(dir.join("out")).unwrap();
+    target
+}
+
+/// cargo with every build directory pointed into `target` (a scratch dir), so that packaging
+/// writes nothing into the developer's target/.
+fn cargo_in(target: &Path) -> Command {
+    let mut c = cargo();
+    c.env("CARGO_TARGET_DIR", target)
+        .env("CARGO_BUILD_BUILD_DIR", target)
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET");
+    c
+}
+
+fn find_package(out: &Path, ext: &str) -> PathBuf {
+    fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == ext))
+        .unwrap_or_else(|| panic!("no .{ext} in {}", out.display()))
+}
+
+/// The .deb of the test binary, built in `dir` (`cargo deb --no-build`: nothing is compiled).
+fn build_deb(dir: &Path) -> PathBuf {
+    let target = stage_binary(dir);
+    let out = dir.join("out");
+    ok(cargo_in(&target)
+        .args(["deb", "--no-build", "--locked", "--output"])
+        .arg(&out));
+    find_package(&out, "deb")
+}
+
+/// The .rpm of the test binary, built in `dir`.
+fn build_rpm(dir: &Path) -> PathBuf {
+    let target = stage_binary(dir);
+    let out = dir.join("out");
+    ok(cargo_in(&target)
+        .args(["generate-rpm", "--target-dir"])
+        .arg(&target)
+        .arg("--output")
+        .arg(&out));
+    find_package(&out, "rpm")
 }
 
 fn deb_version() -> String {
@@ -127,11 +211,12 @@ fn deb_contents_scripts_and_lintian() {
     if !runnable(
         "deb_contents_scripts_and_lintian",
         false,
-        &["cargo-deb", "dpkg-deb", "lintian", "gzip"],
+        &["cargo-deb", "strip", "dpkg-deb", "lintian", "gzip"],
     ) {
         return;
     }
-    let deb = &packages().deb;
+    let scratch = Scratch::new("deb");
+    let deb = &build_deb(scratch.path());
 
     let field = |name: &str| ok(Command::new("dpkg-deb").arg("-f").arg(deb).arg(name));
     assert_eq!(field("Package").trim(), "tunwire");
@@ -185,8 +270,7 @@ fn deb_contents_scripts_and_lintian() {
     assert_eq!(files, want, "files in the .deb\n{listing}");
 
     // The shipped files are the ones in the tree.
-    let x = Path::new(TMP).join("deb-extract");
-    let _ = fs::remove_dir_all(&x);
+    let x = scratch.path().join("deb-extract");
     ok(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&x));
     for (shipped, source) in [
         ("usr/lib/systemd/system/tunwire@.service", UNIT),
@@ -211,8 +295,7 @@ fn deb_contents_scripts_and_lintian() {
     }
 
     // Control files: the conffile and the maintainer scripts.
-    let c = Path::new(TMP).join("deb-control");
-    let _ = fs::remove_dir_all(&c);
+    let c = scratch.path().join("deb-control");
     ok(Command::new("dpkg-deb").arg("-e").arg(deb).arg(&c));
     assert_eq!(
         fs::read_to_string(c.join("conffiles")).unwrap().trim(),
@@ -300,11 +383,12 @@ fn rpm_contents_and_scripts() {
     if !runnable(
         "rpm_contents_and_scripts",
         false,
-        &["cargo-deb", "cargo-generate-rpm", "rpm"],
+        &["cargo-generate-rpm", "strip", "rpm"],
     ) {
         return;
     }
-    let rpm = &packages().rpm;
+    let scratch = Scratch::new("rpm");
+    let rpm = &build_rpm(scratch.path());
     let query = |fmt: &str| {
         ok(Command::new("rpm")
             .args(["-qp", "--nosignature", "--qf", fmt])
@@ -407,8 +491,8 @@ fn unit_verifies_and_is_sandboxed() {
 
     // systemd-analyze verify, on a copy whose commands name the built binary, with the man pages
     // of the tree on MANPATH: no output at all.
-    let dir = Path::new(TMP).join("unit-verify");
-    let _ = fs::remove_dir_all(&dir);
+    let scratch = Scratch::new("unit");
+    let dir = scratch.path();
     fs::create_dir_all(dir.join("man/man8")).unwrap();
     fs::create_dir_all(dir.join("man/man5")).unwrap();
     fs::copy(
@@ -422,11 +506,7 @@ fn unit_verifies_and_is_sandboxed() {
     )
     .unwrap();
     let copy = dir.join("tunwire@.service");
-    fs::write(
-        &copy,
-        unit.replace("/usr/bin/tunwire", env!("CARGO_BIN_EXE_tunwire")),
-    )
-    .unwrap();
+    fs::write(&copy, unit.replace("/usr/bin/tunwire", BIN)).unwrap();
     let mut verify = Command::new("systemd-analyze");
     verify.arg("verify");
     if on_path("man") {
@@ -653,7 +733,8 @@ fn deb_install_run_and_purge() {
     let had_user = getent("passwd", "tunwire");
     let had_group = getent("group", "tunwire");
 
-    let deb = &packages().deb;
+    let scratch = Scratch::new("install");
+    let deb = &build_deb(scratch.path());
     let _installed = Installed;
     ok(Command::new("dpkg").arg("-i").arg(deb));
 
