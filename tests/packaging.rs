@@ -970,6 +970,7 @@ fn line_diff(before: &str, after: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn deb_install_run_and_purge() {
     if !runnable(
         "deb_install_run_and_purge",
