@@ -23,6 +23,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 mod common;
@@ -190,13 +191,38 @@ fn find_package(out: &Path, ext: &str) -> PathBuf {
 }
 
 /// The .deb of the test binary, built in `dir` (`cargo deb --no-build`: nothing is compiled).
+/// --fast: the same xz format at a lower preset (what `cargo deb --install` uses), 1 s instead of
+/// 3 s for the debug binary; no test looks at the compression.
 fn build_deb(dir: &Path) -> PathBuf {
     let target = stage_binary(dir);
     let out = dir.join("out");
     ok(cargo_in(&target)
-        .args(["deb", "--no-build", "--locked", "--output"])
+        .args(["deb", "--no-build", "--fast", "--locked", "--output"])
         .arg(&out));
     find_package(&out, "deb")
+}
+
+/// The .deb and the scratch dir it lives in.
+struct Deb {
+    path: PathBuf,
+    _dir: Scratch,
+}
+
+/// The .deb, built once for the tests that run at the same time (the contents test and the
+/// install test) and removed with its scratch dir when the last of them drops it.
+fn shared_deb() -> Arc<Deb> {
+    static SHARED: Mutex<Weak<Deb>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(deb) = shared.upgrade() {
+        return deb;
+    }
+    let dir = Scratch::new("deb");
+    let deb = Arc::new(Deb {
+        path: build_deb(dir.path()),
+        _dir: dir,
+    });
+    *shared = Arc::downgrade(&deb);
+    deb
 }
 
 /// The .rpm of the test binary, built in `dir`.
@@ -224,8 +250,9 @@ fn deb_contents_scripts_and_lintian() {
     ) {
         return;
     }
-    let scratch = Scratch::new("deb");
-    let deb = &build_deb(scratch.path());
+    let deb = shared_deb();
+    let deb = &deb.path;
+    let scratch = Scratch::new("deb-check");
 
     let field = |name: &str| ok(Command::new("dpkg-deb").arg("-f").arg(deb).arg(name));
     assert_eq!(field("Package").trim(), "tunwire");
@@ -1014,14 +1041,14 @@ fn deb_install_run_and_purge() {
         !shown.contains([',', ':', '\\']) && !shown.contains(char::is_whitespace),
         "{shown}: overlay options cannot name this path: set TMPDIR elsewhere"
     );
-    let deb = build_deb(&work);
+    let deb = shared_deb();
     fs::create_dir(work.join("ns")).unwrap();
     fs::write(work.join("ns.sh"), NAMESPACE_SCRIPT).unwrap();
     let marker = format!(".tunwire-pkg-test.{}", std::process::id());
     let markers = ["/usr", "/etc", "/var"].map(|d| Path::new(d).join(&marker));
 
     let before = HostState::capture();
-    let mut ns = NsRun::start(&work, &deb, &marker);
+    let mut ns = NsRun::start(&work, &deb.path, &marker);
     ns.wait_ready();
     let leaked: Vec<&PathBuf> = markers.iter().filter(|m| m.exists()).collect();
     if !leaked.is_empty() {
