@@ -105,7 +105,7 @@ fn read(rel: &str) -> String {
 
 /// A fresh 0755 directory under std::env::temp_dir() (never in target/, so a root run leaves no
 /// root-owned files there), removed on drop, panics included. Creating one also removes what
-/// killed runs left (directories whose PID no longer exists).
+/// killed runs left (directories whose PID is gone or a zombie).
 struct Scratch(PathBuf);
 
 impl Scratch {
@@ -145,7 +145,7 @@ fn sweep_leftovers(tmp: &Path) {
         else {
             continue;
         };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        if !common::alive(pid) {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
