@@ -35,7 +35,14 @@ pub fn check(cfg: &Config) -> Result<u8> {
         privilege::as_identity(&id, || capture::probe(c))?
             .map_err(|e| e.for_user(&id.name, id.switch))?;
     }
+    let prog = match cfg.prog.as_ref().and_then(|p| p.first()) {
+        Some(p) => Some(crate::wire::exec::resolve(p, &id)?),
+        None => None,
+    };
     print!("{}", script(cfg));
+    if let Some(path) = prog {
+        print!("{}", crate::wire::exec::describe(cfg, &id.name, &path));
+    }
     Ok(EXIT_OK)
 }
 
@@ -47,8 +54,9 @@ pub fn script(cfg: &Config) -> String {
     );
     for side in &cfg.sides {
         out += &format!(
-            "ip tuntap add dev {} mode tun{}\n",
+            "ip tuntap add dev {} mode {}{}\n",
             side.name,
+            cfg.mode.name(),
             if cfg.offload { " vnet_hdr" } else { "" }
         );
     }

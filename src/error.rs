@@ -33,6 +33,8 @@ pub enum Error {
     },
     /// Anything else that stops the program, already phrased for the user.
     Runtime(String),
+    /// The prototype could not be run: a shell's status (127 not found, 126 not executable).
+    Program(u8, String),
 }
 
 impl Error {
@@ -61,6 +63,7 @@ impl Error {
             {
                 EXIT_NOPERM
             }
+            Error::Program(code, _) => *code,
             _ => EXIT_FAILURE,
         }
     }
@@ -70,7 +73,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(msg) => write!(f, "{msg}"),
-            Error::NotPermitted(msg) | Error::Runtime(msg) => write!(f, "{msg}"),
+            Error::NotPermitted(msg) | Error::Runtime(msg) | Error::Program(_, msg) => {
+                write!(f, "{msg}")
+            }
             Error::Os { what, errno, hint } => {
                 write!(f, "failed to {what}: {}", errno.desc())?;
                 if let Some(hint) = hint {

@@ -188,11 +188,11 @@ pub fn to_json(wires: &[WireInfo]) -> String {
     format!("[{}]", items.join(","))
 }
 
-/// The relay: the supervisor's first child.
+/// The relay (or the program): the supervisor's first child.
 fn relay_of(supervisor: i32) -> Option<u32> {
-    let list =
-        std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children")).ok()?;
-    list.split_whitespace().next()?.parse().ok()
+    crate::setup::state::children_of(u32::try_from(supervisor).ok()?)
+        .into_iter()
+        .min()
 }
 
 /// When `pid` started, in seconds since the UNIX epoch (from /proc/PID/stat and btime).

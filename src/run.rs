@@ -5,22 +5,27 @@
 //! explained once, in privilege.rs; this file only calls the steps in that order, and records
 //! each decision in the audit trail. Must not do any step's work itself.
 
+use std::os::fd::AsRawFd;
+
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{self, Signal};
-use nix::unistd::{fork, ForkResult, Uid};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::unistd::{fork, ForkResult, Pid, Uid};
 
 use crate::audit;
 use crate::capture;
 use crate::claim::{self, Claimant};
-use crate::config::Config;
+use crate::config::{Config, Target};
 use crate::error::{Error, Result, EXIT_FAILURE, EXIT_OK};
 use crate::event::{block_signals, signalfd};
 use crate::policy::{self, Policy};
 use crate::privilege::{self, Identity};
 use crate::setup::state::{self, State};
+use crate::setup::tun::Tun;
 use crate::setup::{self, Owner, Wire};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Child, Kind, Supervisor};
+use crate::wire::Layout;
 
 /// `tunwire run`.
 pub fn start(cfg: &Config) -> Result<u8> {
@@ -54,12 +59,18 @@ pub fn start(cfg: &Config) -> Result<u8> {
     // user cannot write is a configuration error, not a half-made wire.
     let prepared = prepare_capture(cfg, &id)?;
 
-    // Signals wait in the mask from here on, so a ^C during setup cannot strand state; both
-    // processes read them from a signalfd after the fork. The relay reports readiness through
-    // the pipe. Both exist before anything is set up, so their failure strands nothing.
+    // The program, found as the user would find it, before anything changes: one that is not
+    // there or not executable is 127 or 126, as in a shell.
+    let prog = match cfg.prog.as_ref().and_then(|p| p.first()) {
+        Some(p) => Some(crate::wire::exec::resolve(p, &id)?),
+        None => None,
+    };
+
+    // Signals wait in the mask from here on, so a ^C during setup cannot strand state; every
+    // process reads them from a signalfd after the fork (the program gets them unblocked). The
+    // children report readiness through pipes. All exist before anything is set up, so their
+    // failure strands nothing.
     let mask = block_signals()?;
-    let (ready_rx, ready_tx) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::os("create the ready pipe", e))?;
 
     // Create both TUNs, remove leftovers of killed wires, then set up. A failure midway undoes
     // what was done.
@@ -73,58 +84,165 @@ pub fn start(cfg: &Config) -> Result<u8> {
     let names = cfg.names();
     let indices = wire.indices();
     audit::record(&format!(
-        "start allowed: {} (table {}), relaying as {}, pid {}",
+        "start allowed: {} (table {}), {} as {}, pid {}",
         wire_text(cfg),
         cfg.table,
+        match &prog {
+            Some(p) => format!("running {}", p.display()),
+            None => "relaying".into(),
+        },
         id.name,
         std::process::id()
     ));
 
-    // Fork while single-threaded.
+    // Orphans of the program become the supervisor's, so that none keeps the devices.
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        log::warn!("{}", Error::os("become the program's subreaper", e));
+    }
+    let steps = wire.steps;
+    // Fork while single-threaded: the children, then the supervisor drops its privileges.
+    let children = match spawn(cfg, &id, wire.tuns, &mask, prepared, prog.as_deref()) {
+        Ok(children) => children,
+        Err(e) => {
+            if let Err(undo) = setup::remove_wire(&names, indices) {
+                log::error!("{undo}");
+            }
+            return Err(e);
+        }
+    };
+    let signals = match privilege::drop_supervisor(&id).and_then(|()| signalfd(&mask)) {
+        Ok(signals) => signals,
+        Err(e) => {
+            // Never leave a child without its supervisor: stop it and clean up.
+            for c in &children {
+                let _ = signal::kill(c.pid, Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(c.pid, None);
+            }
+            if let Err(undo) = setup::remove_wire(&names, indices) {
+                log::error!("{undo}");
+            }
+            return Err(e);
+        }
+    };
+    let sup = Supervisor::new(
+        children,
+        names,
+        indices,
+        steps,
+        ready_line(cfg, &id, prog.as_deref()),
+        crate::wire::program_name(cfg),
+    );
+    let code = sup.run(&signals);
+    audit::record(&format!("stop: {}, exit {code}", wire_text(cfg)));
+    Ok(code)
+}
+
+/// Fork the children: the relay; or the program with the TUNs themselves; or, when tunwire
+/// stays in the path (capture, impairment), the program with a socket per side and the relay
+/// between the TUNs and those sockets. Returns them, main child first. The supervisor keeps
+/// no TUN fd and no capture file.
+fn spawn(
+    cfg: &Config,
+    id: &Identity,
+    tuns: [Tun; 2],
+    mask: &nix::sys::signal::SigSet,
+    prepared: Option<capture::Prepared>,
+    prog: Option<&std::path::Path>,
+) -> Result<Vec<Child>> {
+    let ready =
+        || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::os("create a ready pipe", e));
+    let Some(path) = prog else {
+        let (rx, tx) = ready()?;
+        let rx_fd = rx.as_raw_fd();
+        let pid = fork_child("the relay", || {
+            let _ = nix::unistd::close(rx_fd);
+            exit_code(crate::wire::relay_main(
+                cfg,
+                id,
+                Layout::Wire(tuns),
+                tx,
+                mask,
+                prepared,
+            ))
+        })?;
+        return Ok(vec![Child::new(pid, Kind::Relay, rx)]);
+    };
+    let to_stderr = matches!(
+        cfg.capture.as_ref().map(|c| &c.target),
+        Some(Target::Stdout)
+    );
+    if cfg.capture.is_none() && !cfg.impaired() {
+        let (rx, tx) = ready()?;
+        let rx_fd = rx.as_raw_fd();
+        let pid = fork_child("the program", || {
+            let _ = nix::unistd::close(rx_fd);
+            let [a, b] = tuns;
+            let e = crate::wire::exec::exec_prog(cfg, id, path, [a.fd, b.fd], tx, to_stderr);
+            log::error!("{e}");
+            e.exit_code()
+        })?;
+        return Ok(vec![Child::new(pid, Kind::Prog, rx)]);
+    }
+    let pair = || {
+        socketpair(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            None,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        )
+        .map_err(|e| Error::os("create a socket pair for the program", e))
+    };
+    let ((ra, pa), (rb, pb)) = (pair()?, pair()?);
+    let (prog_rx, prog_tx) = ready()?;
+    let prog_rx_fd = prog_rx.as_raw_fd();
+    let prog_pid = fork_child("the program", || {
+        let _ = nix::unistd::close(prog_rx_fd);
+        let e = crate::wire::exec::exec_prog(cfg, id, path, [pa, pb], prog_tx, to_stderr);
+        log::error!("{e}");
+        e.exit_code()
+    })?;
+    let (relay_rx, relay_tx) = ready()?;
+    let relay_rx_fd = relay_rx.as_raw_fd();
+    let relay = fork_child("the relay", || {
+        let _ = nix::unistd::close(relay_rx_fd);
+        let layout = Layout::Prog(tuns, [ra, rb]);
+        exit_code(crate::wire::relay_main(
+            cfg, id, layout, relay_tx, mask, prepared,
+        ))
+    });
+    let relay_pid = match relay {
+        Ok(pid) => pid,
+        Err(e) => {
+            let _ = signal::kill(prog_pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(prog_pid, None);
+            return Err(e);
+        }
+    };
+    Ok(vec![
+        Child::new(prog_pid, Kind::Prog, prog_rx),
+        Child::new(relay_pid, Kind::Relay, relay_rx),
+    ])
+}
+
+/// A child's result as its exit status, logged when it failed.
+fn exit_code(result: Result<()>) -> u8 {
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            log::error!("{e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// Fork a child that runs `body` and exits with the status it returns; the parent gets its pid.
+fn fork_child(what: &str, body: impl FnOnce() -> u8) -> Result<Pid> {
     // SAFETY: the process is single-threaded here (no thread was ever started), so the child
     // may run arbitrary code after fork.
     match unsafe { fork() } {
-        Err(e) => {
-            setup::undo(wire.tuns, &names);
-            Err(Error::os("fork the relay", e))
-        }
-        Ok(ForkResult::Child) => {
-            drop(ready_rx);
-            let code = match crate::wire::relay_main(cfg, &id, wire.tuns, ready_tx, &mask, prepared)
-            {
-                Ok(()) => EXIT_OK,
-                Err(e) => {
-                    log::error!("{e}");
-                    EXIT_FAILURE
-                }
-            };
-            std::process::exit(i32::from(code));
-        }
-        Ok(ForkResult::Parent { child }) => {
-            // The supervisor never touches packets: its copies of the TUN fds and of the
-            // capture go now, so the devices vanish as soon as the relay exits.
-            let steps = wire.steps;
-            drop(wire.tuns);
-            drop(prepared);
-            drop(ready_tx);
-            let signals = match privilege::drop_supervisor(&id).and_then(|()| signalfd(&mask)) {
-                Ok(signals) => signals,
-                Err(e) => {
-                    // Never leave a relay without its supervisor: stop it and clean up.
-                    let _ = signal::kill(child, Signal::SIGKILL);
-                    let _ = nix::sys::wait::waitpid(child, None);
-                    if let Err(undo) = setup::remove_wire(&names, indices) {
-                        log::error!("{undo}");
-                    }
-                    return Err(e);
-                }
-            };
-            log::debug!("relay is pid {child}");
-            let sup = Supervisor::new(child, ready_rx, names, indices, steps, ready_line(cfg, &id));
-            let code = sup.run(&signals);
-            audit::record(&format!("stop: {}, exit {code}", wire_text(cfg)));
-            Ok(code)
-        }
+        Err(e) => Err(Error::os(format!("fork {what}"), e)),
+        Ok(ForkResult::Child) => std::process::exit(i32::from(body())),
+        Ok(ForkResult::Parent { child }) => Ok(child),
     }
 }
 
@@ -241,10 +359,14 @@ fn wire_text(cfg: &Config) -> String {
     )
 }
 
-fn ready_line(cfg: &Config, id: &Identity) -> String {
+fn ready_line(cfg: &Config, id: &Identity, prog: Option<&std::path::Path>) -> String {
     let [a, b] = &cfg.sides;
+    let what = match prog {
+        Some(p) => format!("running {}", p.display()),
+        None => "relaying".into(),
+    };
     let mut line = format!(
-        "ready: {} {} <-> {} {} (table {}), relaying as {}",
+        "ready: {} {} <-> {} {} (table {}), {what} as {}",
         a.name,
         a.addresses(),
         b.name,

@@ -12,9 +12,10 @@ use pcap_file::pcapng::blocks::interface_description::{
 };
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::pcapng::PcapNgWriter;
-use pcap_file::{DataLink, Endianness, TsResolution};
+use pcap_file::{Endianness, TsResolution};
 
 pub use crate::config::PcapFormat;
+pub use pcap_file::DataLink;
 
 /// One TUN as it appears in the pcapng interface list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,8 @@ pub struct Iface {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     pub format: PcapFormat,
+    /// LINKTYPE_RAW for TUNs, LINKTYPE_ETHERNET for TAPs.
+    pub linktype: DataLink,
     pub snaplen: u32,
     pub ifaces: [Iface; 2],
     /// Section comment (pcapng only), e.g. the seed and impairment in force.
@@ -43,12 +46,17 @@ pub struct Meta<'a> {
     pub packet_id: Option<u64>,
     /// epb_flags bits beyond the direction (e.g. EPB_FLAG_CRC_ERROR).
     pub flags: u32,
+    /// The packet entered the interface's host side (a program wrote it into the TUN);
+    /// otherwise the host sent it (outbound), as on a plain wire.
+    pub inbound: bool,
     /// epb_dropcount: records lost between the previous record and this one.
     pub drop_count: Option<u64>,
 }
 
 /// epb_flags bits 0-1 = 2: outbound (the host transmitted the packet on that interface).
 pub const EPB_FLAG_OUTBOUND: u32 = 2;
+/// epb_flags bits 0-1 = 1: inbound (the host received it on that interface).
+pub const EPB_FLAG_INBOUND: u32 = 1;
 /// epb_flags bit 24: the frame had a CRC error (we use it for corrupted packets).
 pub const EPB_FLAG_CRC_ERROR: u32 = 1 << 24;
 
@@ -136,11 +144,12 @@ fn push_epb(buf: &mut Vec<u8>, if_id: u32, ts: Duration, data: &[u8], orig_len: 
         let c = &c.as_bytes()[..c.len().min(u16::MAX as usize - 3)];
         put_opt(buf, OPT_COMMENT, c);
     }
-    put_opt(
-        buf,
-        OPT_EPB_FLAGS,
-        &(EPB_FLAG_OUTBOUND | meta.flags).to_ne_bytes(),
-    );
+    let direction = if meta.inbound {
+        EPB_FLAG_INBOUND
+    } else {
+        EPB_FLAG_OUTBOUND
+    };
+    put_opt(buf, OPT_EPB_FLAGS, &(direction | meta.flags).to_ne_bytes());
     if let Some(n) = meta.drop_count {
         put_opt(buf, OPT_EPB_DROPCOUNT, &n.to_ne_bytes());
     }
@@ -172,7 +181,7 @@ pub fn header_bytes(h: &Header) -> Result<Vec<u8>, pcap_file::PcapError> {
         PcapFormat::Pcap => {
             let header = PcapHeader {
                 snaplen: h.snaplen,
-                datalink: DataLink::RAW,
+                datalink: h.linktype,
                 ts_resolution: TsResolution::NanoSecond,
                 endianness: Endianness::native(),
                 ..Default::default()
@@ -199,7 +208,7 @@ fn pcapng_header(h: &Header) -> Result<Vec<u8>, pcap_file::PcapError> {
     let mut w = PcapNgWriter::with_section_header(Vec::new(), shb)?;
     for iface in &h.ifaces {
         w.write_pcapng_block(InterfaceDescriptionBlock {
-            linktype: DataLink::RAW,
+            linktype: h.linktype,
             snaplen: h.snaplen,
             options: vec![
                 InterfaceDescriptionOption::IfName(iface.name.clone().into()),
@@ -220,6 +229,7 @@ mod tests {
     fn header() -> Header {
         Header {
             format: PcapFormat::PcapNg,
+            linktype: DataLink::RAW,
             snaplen: 1000,
             ifaces: [
                 Iface {
@@ -243,6 +253,7 @@ mod tests {
             packet_id: Some(42),
             flags: EPB_FLAG_CRC_ERROR,
             drop_count: Some(3),
+            inbound: false,
         };
         let before = buf.len();
         push_record(

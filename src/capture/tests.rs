@@ -53,6 +53,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 fn header(format: PcapFormat, snaplen: u32) -> Header {
     Header {
         format,
+        linktype: DataLink::RAW,
         snaplen,
         ifaces: [
             Iface {
@@ -107,6 +108,7 @@ const NONE: Meta = Meta {
     packet_id: None,
     flags: 0,
     drop_count: None,
+    inbound: false,
 };
 
 #[test]

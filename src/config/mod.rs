@@ -98,8 +98,30 @@ pub struct Config {
     pub impair: Vec<impair::ImpairSpec>,
     /// `--seed`; a start draws one when it is not given.
     pub seed: Option<u64>,
-    /// --offload on was given but impairment turned it off.
+    /// --offload on was given but impairment (or a program) turned it off.
     pub offload_overridden: bool,
+    /// --offload was given.
+    pub offload_given: bool,
+    /// `-- PROG [ARGS...]`: the prototype that gets the wire.
+    pub prog: Option<Vec<OsString>>,
+    /// TUN (IP packets) or TAP (Ethernet frames).
+    pub mode: Mode,
+}
+
+/// The kind of device on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Tun,
+    Tap,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Tun => "tun",
+            Mode::Tap => "tap",
+        }
+    }
 }
 
 impl Config {
@@ -151,9 +173,27 @@ pub fn parse<I>(
 where
     I: IntoIterator<Item = OsString>,
 {
+    // Everything after the first `--` is the prototype's command line.
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    let prog = match args.iter().position(|a| a == "--") {
+        Some(at) => {
+            let prog = args.split_off(at + 1);
+            args.pop();
+            if prog.is_empty() {
+                return Err(Error::Usage(
+                    "'--' must be followed by a program to run, e.g. -- ./relay".into(),
+                ));
+            }
+            Some(prog)
+        }
+        None => None,
+    };
     let (command, cli, config_file) = args::parse_args(args).map_err(Error::Usage)?;
     if matches!(command, Command::Help | Command::Version) {
         return Ok(defaults_for(command));
+    }
+    if prog.is_some() && !matches!(command, Command::Run | Command::Check) {
+        return Err(Error::Usage("'-- PROG' goes with run or check only".into()));
     }
     let raw = match &config_file {
         Some(path) => {
@@ -168,6 +208,13 @@ where
     };
     let mut cfg = validate(command, raw).map_err(Error::Usage)?;
     cfg.config_file = config_file;
+    if let Some(prog) = prog {
+        // The program gets the devices themselves, one raw packet per read: no
+        // virtio_net_hdr, so no offload.
+        cfg.offload_overridden |= cfg.offload && cfg.offload_given;
+        cfg.offload = false;
+        cfg.prog = Some(prog);
+    }
     Ok(cfg)
 }
 
@@ -248,7 +295,8 @@ fn validate(command: Command, raw: args::Raw) -> std::result::Result<Config, Str
     // Impairment acts on wire-size packets, as on a real link: a 64 KiB GSO super-packet
     // would be lost or delayed as a whole, 44 segments at once.
     let impaired = (0..2).any(|i| !impair::merge(&impair, &sides[i].name).is_empty());
-    let offload_overridden = impaired && offload && raw.one("offload") == Some("on");
+    let offload_given = raw.one("offload").is_some();
+    let offload_overridden = impaired && offload && offload_given;
     if impaired {
         offload = false;
     }
@@ -280,6 +328,13 @@ fn validate(command: Command, raw: args::Raw) -> std::result::Result<Config, Str
         impair,
         seed,
         offload_overridden,
+        offload_given,
+        prog: None,
+        mode: match raw.one("mode") {
+            None | Some("tun") => Mode::Tun,
+            Some("tap") => Mode::Tap,
+            Some(other) => return Err(format!("--mode '{other}' must be 'tun' or 'tap'")),
+        },
     })
 }
 

@@ -120,6 +120,13 @@ pub const OPTIONS: &[Opt] = &[
         Some("1500"),
     ),
     wire(
+        "mode",
+        "tun|tap",
+        "TUN devices carry IP packets; TAP devices carry Ethernet frames (ARP and neighbour \
+         discovery cross the wire, each device has a fixed MAC address derived from its name)",
+        Some("tun"),
+    ),
+    wire(
         "offload",
         "on|off",
         "pass GSO super-packets through (IFF_VNET_HDR); `off` relays MTU-sized packets, and \
@@ -263,9 +270,9 @@ pub fn find_short(short: char) -> Option<&'static Opt> {
 }
 
 const USAGE_HEAD: &str = "\
-Usage: tunwire [run] [OPTIONS] [A B]
+Usage: tunwire [run] [OPTIONS] [A B] [-- PROG [ARGS...]]
        tunwire teardown [OPTIONS] [A B]
-       tunwire check [OPTIONS] [A B]
+       tunwire check [OPTIONS] [A B] [-- PROG [ARGS...]]
        tunwire list [--json]
 
 A user-space wire between two TUN interfaces: traffic between the two local
@@ -279,6 +286,15 @@ pub const SIDES: (&str, &str) = (
      both sides; taken exactly as given, or refused [default: the first free pair of the \
      policy's pools: tun0=192.168.13.1 tun1=192.168.13.2, else tun2=192.168.13.3 \
      tun3=192.168.13.4, ...]",
+);
+
+/// The `Program:` section: (head, text).
+pub const PROG: (&str, &str) = (
+    "-- PROG [ARGS...]",
+    "run PROG in place of the built-in relay, as the relay's user with no capability: fd 3 \
+     and fd 4 are sides A and B, one packet per read and per write (LISTEN_FDS=2, \
+     LISTEN_FDNAMES, TUNWIRE_A, TUNWIRE_B, TUNWIRE_MTU, TUNWIRE_MODE in its environment); with \
+     --pcap or --impair tunwire stays in the path; tunwire exits with PROG's status",
 );
 
 /// Paragraphs after the options, each already wrapped.
@@ -359,6 +375,8 @@ pub fn usage() -> String {
     }
     out.push_str("\nSides:\n");
     item(&mut out, &format!("  {}", SIDES.0), SIDES.1);
+    out.push_str("\nProgram:\n");
+    item(&mut out, &format!("  {}", PROG.0), PROG.1);
     for section in [Section::Wire, Section::List, Section::General] {
         out.push('\n');
         out.push_str(section.heading());

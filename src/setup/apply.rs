@@ -34,7 +34,12 @@ impl Netlink {
     pub fn apply(&mut self, step: &Step) -> Result<()> {
         let what = step.to_string().replace('\n', "; ");
         match step {
-            Step::LinkUp { dev, mtu, alias } => {
+            Step::LinkUp {
+                dev,
+                mtu,
+                alias,
+                mac,
+            } => {
                 let index = ifindex(dev)?;
                 // First the settings, then up: the kernel would make a link-local address (and
                 // with it router solicitations and MLD reports into the wire) the moment the
@@ -44,6 +49,9 @@ impl Netlink {
                 msg.attributes.push(LinkAttribute::Mtu(*mtu));
                 if let Some(alias) = alias {
                     msg.attributes.push(LinkAttribute::IfAlias(alias.clone()));
+                }
+                if let Some(mac) = mac {
+                    msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
                 }
                 self.request(RouteNetlinkMessage::SetLink(msg), 0, &what)?;
                 self.no_link_local(index, &what)?;

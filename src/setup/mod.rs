@@ -64,7 +64,12 @@ pub fn undo(tuns: [Tun; 2], names: &[String; 2]) {
 }
 
 fn create_tun(cfg: &Config, i: usize, owner: &Owner) -> Result<Tun> {
-    let tun = Tun::create(&cfg.sides[i].name, cfg.offload, (owner.uid, owner.gid))?;
+    let tun = Tun::create(
+        &cfg.sides[i].name,
+        cfg.mode,
+        cfg.offload,
+        (owner.uid, owner.gid),
+    )?;
     if cfg.offload {
         match tun.enable_offload()? {
             Offload::On { uso: true } => {}

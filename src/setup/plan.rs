@@ -6,7 +6,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
 
 /// Our tag on every rule and route we add (FRA_PROTOCOL / rtm_protocol), so teardown can tell
 /// ours from anyone else's. 199 is unassigned in /etc/iproute2/rt_protos.
@@ -29,6 +29,8 @@ pub enum Step {
         dev: String,
         mtu: u32,
         alias: Option<String>,
+        /// A TAP's fixed address (see `mac_of`).
+        mac: Option<[u8; 6]>,
     },
     /// A point-to-point address; IPv6 ones get NODAD and NOPREFIXROUTE.
     AddAddress {
@@ -81,6 +83,7 @@ pub fn build(cfg: &Config, alias: Option<&str>) -> Vec<Step> {
             dev: me.name.clone(),
             mtu: cfg.mtu,
             alias: alias.map(str::to_string),
+            mac: (cfg.mode == Mode::Tap).then(|| mac_of(&me.name)),
         });
     }
     for (me, peer) in pairs {
@@ -135,6 +138,25 @@ pub fn build(cfg: &Config, alias: Option<&str>) -> Vec<Step> {
     steps
 }
 
+/// A TAP's MAC address, the same for a name on every run, so captures and neighbour tables
+/// repeat: locally administered, unicast (02:...), then 40 bits of the name's FNV-1a hash.
+pub fn mac_of(name: &str) -> [u8; 6] {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    [0x02, b[3], b[4], b[5], b[6], b[7]]
+}
+
+/// `02:1a:2b:3c:4d:5e`.
+pub fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 fn ip(addr: &IpAddr) -> &'static str {
     if addr.is_ipv6() {
         "ip -6"
@@ -147,8 +169,16 @@ fn ip(addr: &IpAddr) -> &'static str {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::LinkUp { dev, mtu, alias } => {
+            Step::LinkUp {
+                dev,
+                mtu,
+                alias,
+                mac,
+            } => {
                 write!(f, "ip link set dev {dev} mtu {mtu}")?;
+                if let Some(mac) = mac {
+                    write!(f, " address {}", mac_text(mac))?;
+                }
                 if let Some(alias) = alias {
                     write!(f, " alias '{}'", alias.replace('\'', ""))?;
                 }
@@ -214,6 +244,18 @@ mod tests {
                 "ip rule add iif tun1 lookup 13 pref 100 proto 199",
             ]
         );
+    }
+
+    #[test]
+    fn tap_links_get_a_fixed_mac() {
+        let p = plan("check --mode tap").join("\n");
+        let mac = mac_text(&mac_of("tun0"));
+        assert!(p.contains(&format!(
+            "ip link set dev tun0 mtu 1500 address {mac} addrgenmode none"
+        )));
+        assert!(mac.starts_with("02:"));
+        assert_ne!(mac_of("tun0"), mac_of("tun1"));
+        assert_eq!(mac_of("tun0"), mac_of("tun0"));
     }
 
     #[test]

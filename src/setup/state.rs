@@ -118,6 +118,22 @@ pub fn supervisor_alive(pid: i32, uid: Option<u32>) -> bool {
         && uid.is_none_or(|u| real_uid == Some(&u.to_string()) || real_uid == Some("0"))
 }
 
+/// The child pids of `pid`, from every thread's `children` file.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut kids = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+                kids.extend(
+                    list.split_whitespace()
+                        .filter_map(|p| p.parse::<u32>().ok()),
+                );
+            }
+        }
+    }
+    kids
+}
+
 /// Everything `read` gathers.
 #[derive(Debug, Clone, Default)]
 pub struct State {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! TUN devices: open /dev/net/tun, create a new device with TUNSETIFF (IFF_TUN_EXCL: never an
-//! existing one), switch on offloads. The fd is an OwnedFd, so every error path closes it, and
+//! TUN and TAP devices: open /dev/net/tun, create a new device with TUNSETIFF (IFF_TUN_EXCL:
+//! never an existing one), set its owner, switch on offloads. The fd is an OwnedFd, so every error path closes it, and
 //! closing the last fd removes the (non-persistent) device with its addresses and routes. Must
 //! not read or write packets: that is the wire's.
 
@@ -11,6 +11,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use nix::errno::Errno;
 use nix::libc;
 
+use crate::config::Mode;
 use crate::error::{Error, Result};
 
 /// sizeof(struct virtio_net_hdr): the header IFF_VNET_HDR puts before every packet.
@@ -43,7 +44,7 @@ impl Tun {
     /// Create the TUN `name`, non-blocking, with IFF_VNET_HDR when `vnet_hdr`, owned by `owner`
     /// (uid, gid; `ip -d link` shows them, and no other user may attach). A device of that
     /// name must not exist yet: tunwire never attaches to or changes a device it did not create.
-    pub fn create(name: &str, vnet_hdr: bool, owner: (u32, u32)) -> Result<Tun> {
+    pub fn create(name: &str, mode: Mode, vnet_hdr: bool, owner: (u32, u32)) -> Result<Tun> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -62,7 +63,11 @@ impl Tun {
         for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
             *dst = src as libc::c_char;
         }
-        let mut flags = libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_TUN_EXCL;
+        let kind = match mode {
+            Mode::Tun => libc::IFF_TUN,
+            Mode::Tap => libc::IFF_TAP,
+        };
+        let mut flags = kind | libc::IFF_NO_PI | libc::IFF_TUN_EXCL;
         if vnet_hdr {
             flags |= libc::IFF_VNET_HDR;
         }

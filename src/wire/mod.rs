@@ -5,6 +5,7 @@
 //! `impair` decides their fate when impairment is on. Must not touch routing: the supervisor
 //! owns the setup and its undo.
 
+pub mod exec;
 pub mod impair;
 pub mod relay;
 pub mod seccomp;
@@ -13,19 +14,29 @@ use std::os::fd::OwnedFd;
 
 use nix::sys::signal::{self, SigHandler, SigSet, Signal};
 
+use crate::capture::format::DataLink;
 use crate::capture::{self, Capture, Header, Iface};
 use crate::config::impair::Impairment;
-use crate::config::{Config, PcapFormat};
+use crate::config::{Config, Mode, PcapFormat};
 use crate::error::{Error, Result};
 use crate::privilege::{self, Identity};
 use crate::setup::tun::{Tun, VNET_HDR_LEN};
 use relay::{Leg, Port, Relay};
 
+/// What the relay moves packets between.
+pub enum Layout {
+    /// TUN to TUN: the wire itself.
+    Wire([Tun; 2]),
+    /// Each TUN to its socket to the user's program (fd 3 and fd 4 on the program's side),
+    /// and back: tunwire stays in the path to capture and impair.
+    Prog([Tun; 2], [OwnedFd; 2]),
+}
+
 /// The relay process: drop everything, start the capture, report ready, relay.
 pub fn relay_main(
     cfg: &Config,
     id: &Identity,
-    tuns: [Tun; 2],
+    layout: Layout,
     ready: OwnedFd,
     mask: &SigSet,
     prepared: Option<capture::Prepared>,
@@ -51,37 +62,90 @@ pub fn relay_main(
         _ => None,
     };
     let hdr = if cfg.offload { VNET_HDR_LEN } else { 0 };
-    let [a, b] = tuns;
-    let legs = (0..2)
-        .map(|i| {
-            let imp = cfg.impairment(i);
-            Leg {
-                from: i,
-                to: 1 - i,
-                iface: i,
-                inbound: false,
-                engine: (!imp.is_empty()).then(|| impair::Engine::new(&imp, seed, i as u64)),
-                label: format!("{} -> {}", cfg.sides[i].name, cfg.sides[1 - i].name),
-            }
-        })
-        .collect();
-    let ports = vec![
-        Port {
-            fd: a.fd,
-            name: a.name,
-            hdr,
-        },
-        Port {
-            fd: b.fd,
-            name: b.name,
-            hdr,
-        },
-    ];
+    let (ports, legs) = plumb(cfg, layout, hdr, seed);
     let mut relay = Relay::new(ports, legs, capture);
     relay.on_reload(reloader(cfg.clone(), seed));
     nix::unistd::write(&ready, &[1]).map_err(|e| Error::os("report ready", e))?;
     drop(ready);
     relay.run(&signals)
+}
+
+/// Ports and legs. The wire: tun0 -> tun1 and back, each leg impaired as the side it reads.
+/// With a program: tun0 -> program (fd 3) and back, tun1 -> program (fd 4) and back; what the
+/// program receives is impaired as the side it comes from, what it sends is recorded inbound.
+fn plumb(cfg: &Config, layout: Layout, hdr: usize, seed: u64) -> (Vec<Port>, Vec<Leg>) {
+    let names = cfg.names();
+    let engine = |side: usize| {
+        let imp = cfg.impairment(side);
+        (!imp.is_empty()).then(|| impair::Engine::new(&imp, seed, side as u64))
+    };
+    let port = |fd: OwnedFd, name: String, hdr: usize| Port { fd, name, hdr };
+    let leg = |from, to, iface, inbound, impairs: Option<usize>, label: String| Leg {
+        from,
+        to,
+        iface,
+        inbound,
+        engine: impairs.and_then(engine),
+        impairs,
+        label,
+    };
+    match layout {
+        Layout::Wire([a, b]) => (
+            vec![port(a.fd, a.name, hdr), port(b.fd, b.name, hdr)],
+            (0..2)
+                .map(|i| {
+                    leg(
+                        i,
+                        1 - i,
+                        i,
+                        false,
+                        Some(i),
+                        format!("{} -> {}", names[i], names[1 - i]),
+                    )
+                })
+                .collect(),
+        ),
+        Layout::Prog([a, b], [sa, sb]) => {
+            let prog = program_name(cfg);
+            let ports = vec![
+                port(a.fd, a.name, 0),
+                port(b.fd, b.name, 0),
+                port(sa, format!("{prog} (fd 3)"), 0),
+                port(sb, format!("{prog} (fd 4)"), 0),
+            ];
+            let legs = (0..2)
+                .flat_map(|i| {
+                    [
+                        leg(
+                            i,
+                            2 + i,
+                            i,
+                            false,
+                            Some(i),
+                            format!("{} -> {prog}", names[i]),
+                        ),
+                        leg(2 + i, i, i, true, None, format!("{prog} -> {}", names[i])),
+                    ]
+                })
+                .collect();
+            (ports, legs)
+        }
+    }
+}
+
+/// How the logs name the program: its file name.
+pub fn program_name(cfg: &Config) -> String {
+    cfg.prog
+        .as_ref()
+        .and_then(|p| p.first())
+        .map(|p| {
+            std::path::Path::new(p)
+                .file_name()
+                .unwrap_or(p)
+                .to_string_lossy()
+                .into_owned()
+        })
+        .unwrap_or_else(|| "the program".into())
 }
 
 /// SIGHUP: read the configuration again, as the relay's user, and return the impairment of
@@ -98,9 +162,8 @@ fn reloader(cfg: Config, mut seed: u64) -> relay::Reload {
             seed = s;
         }
         log::debug!("SIGHUP: re-read {}", path.display());
-        let imps: Vec<Option<Impairment>> = (0..2)
-            .map(|i| Some(next.impairment(i)).filter(|m| !m.is_empty()))
-            .collect();
+        let imps: [Option<Impairment>; 2] =
+            [0, 1].map(|i| Some(next.impairment(i)).filter(|m| !m.is_empty()));
         Some((imps, seed, describe(&next, seed)))
     })
 }
@@ -132,6 +195,10 @@ fn header(cfg: &Config, seed: u64) -> Header {
     let cap = cfg.capture.as_ref();
     Header {
         format: cap.map_or(PcapFormat::PcapNg, |c| c.format),
+        linktype: match cfg.mode {
+            Mode::Tun => DataLink::RAW,
+            Mode::Tap => DataLink::ETHERNET,
+        },
         snaplen: cap.map_or(crate::config::DEFAULT_SNAPLEN, |c| c.snaplen),
         ifaces: [iface(0), iface(1)],
         comment: cfg.impaired().then(|| describe(cfg, seed)),

@@ -18,6 +18,7 @@ use nix::sys::signalfd::SignalFd;
 use super::impair::{self, DropCause, Engine, Plan};
 use crate::capture::format::EPB_FLAG_CRC_ERROR;
 use crate::capture::{Capture, Meta};
+use crate::config::impair::Impairment;
 use crate::error::{Error, Result};
 use crate::event::{EventLoop, PollFlags};
 
@@ -29,8 +30,6 @@ const BUF_LEN: usize = 65_536 + 256;
 const CAPTURE_TICK: Duration = Duration::from_secs(1);
 /// Bytes one leg may hold in its delay queue, whatever its packet limit: memory stays bounded.
 const MAX_QUEUED_BYTES: usize = 32 << 20;
-/// epb_flags direction bits: inbound (1) and outbound (2) are relative to the interface.
-const INBOUND: u32 = 1;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
@@ -56,6 +55,8 @@ pub struct Leg {
     pub iface: usize,
     pub inbound: bool,
     pub engine: Option<Engine<u32>>,
+    /// The side whose impairment applies (packets read from it), if any may.
+    pub impairs: Option<usize>,
     /// Shown in the counter lines, e.g. "tun0 -> tun1".
     pub label: String,
 }
@@ -107,9 +108,9 @@ impl Pool {
     }
 }
 
-/// What the impairment changes, for the capture header and the logs.
-pub type Reload =
-    Box<dyn FnMut() -> Option<(Vec<Option<crate::config::impair::Impairment>>, u64, String)>>;
+/// SIGHUP's new impairment: per side (None: none), the seed, and the text for the capture
+/// and the logs. None when nothing changed or the configuration cannot be read.
+pub type Reload = Box<dyn FnMut() -> Option<([Option<Impairment>; 2], u64, String)>>;
 
 pub struct Relay {
     ports: Vec<Port>,
@@ -262,8 +263,9 @@ impl Relay {
         let meta = Meta {
             comment,
             packet_id: l.engine.as_ref().map(|_| id),
-            flags: flags | if l.inbound { INBOUND } else { 0 },
+            flags,
             drop_count: None,
+            inbound: l.inbound,
         };
         capture.record(l.iface, now, &self.buf[hdr..n], &meta);
     }
@@ -390,10 +392,11 @@ impl Relay {
     fn on_hup(&mut self) {
         let reloaded = self.reload.as_mut().and_then(|r| r());
         if let Some((imps, seed, text)) = reloaded {
-            for (i, (leg, imp)) in self.legs.iter_mut().zip(imps).enumerate() {
-                match (leg.engine.as_mut(), imp) {
+            for leg in &mut self.legs {
+                let Some(side) = leg.impairs else { continue };
+                match (leg.engine.as_mut(), imps[side].clone()) {
                     (Some(e), Some(imp)) => e.reconfigure(&imp, seed),
-                    (None, Some(imp)) => leg.engine = Some(Engine::new(&imp, seed, i as u64)),
+                    (None, Some(imp)) => leg.engine = Some(Engine::new(&imp, seed, side as u64)),
                     // An engine with queued packets stays until they are sent; it is told to
                     // let the next packets through untouched.
                     (Some(e), None) => e.reconfigure(&Default::default(), seed),
