@@ -4,7 +4,7 @@
 //! which also renders --help) is in tunwire(8); every config-file setting is in tunwire.conf(5);
 //! every setting the policy parser accepts, and the built-in policy, are in tunwire.policy(5);
 //! every page is clean under `mandoc -Tlint` and names its OS; the example configuration
-//! passes `tunwire check`.
+//! passes `tunwire check`; the policy the packages install is the built-in one.
 //!
 //! Must not: change anything on the machine (only `tunwire --help` and `tunwire check` run).
 
@@ -392,6 +392,25 @@ fn policy_page_has_every_setting() {
         "tunwire.policy(5) lacks:\n  {}",
         missing.join("\n  ")
     );
+}
+
+#[test]
+fn installed_policy_is_the_builtin_policy() {
+    // Installing the package must not lock anyone out or let anyone in: packaging/policy.conf
+    // holds the built-in policy as its live lines, between comments.
+    let installed = read("packaging/policy.conf");
+    let live: Vec<&str> = installed
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim_end())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let builtin: Vec<&str> = BUILTIN.lines().collect();
+    assert_eq!(
+        live, builtin,
+        "packaging/policy.conf differs from the built-in policy"
+    );
+    Policy::parse(&installed, Source::File("/etc/tunwire/policy.conf".into()))
+        .unwrap_or_else(|e| panic!("packaging/policy.conf: {e}"));
 }
 
 #[test]
