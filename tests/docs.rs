@@ -2,8 +2,9 @@
 //! The man pages against the program: every command, option (with the words of --help),
 //! default, exit code, signal and environment variable of the option table (src/config/options.rs,
 //! which also renders --help) is in tunwire(8); every config-file setting is in tunwire.conf(5);
+//! every setting the policy parser accepts, and the built-in policy, are in tunwire.policy(5);
 //! every page is clean under `mandoc -Tlint` and names its OS; the example configuration
-//! passes `tunwire check`.
+//! passes `tunwire check`; the policy the packages install is the built-in one.
 //!
 //! Must not: change anything on the machine (only `tunwire --help` and `tunwire check` run).
 
@@ -14,8 +15,13 @@ mod common;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 use tunwire::config::options::{self, OPTIONS};
+use tunwire::policy::{Policy, Source, BUILTIN};
 
-const PAGES: [&str; 2] = ["man/tunwire.8", "man/tunwire.conf.5"];
+const PAGES: [&str; 3] = [
+    "man/tunwire.8",
+    "man/tunwire.conf.5",
+    "man/tunwire.policy.5",
+];
 
 fn have_mandoc(test: &str) -> bool {
     if Command::new("mandoc").arg("-V").output().is_ok() {
@@ -307,6 +313,104 @@ fn config_page_has_every_setting() {
     for side in ["a NAME=ADDR[,ADDR]", "b NAME=ADDR[,ADDR]"] {
         assert!(conf.contains(side), "tunwire.conf(5) lacks `{side}`");
     }
+}
+
+/// The settings the policy parser accepts, from its own message for an unknown one
+/// ("... (expected allow, deny, ... or capture)"), so that a new keyword cannot miss the page.
+fn policy_settings() -> Vec<String> {
+    let err = Policy::parse("no-such-setting", Source::Builtin).unwrap_err();
+    let list = err
+        .split_once("(expected ")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("the policy parser no longer lists its settings: {err}"));
+    let settings: Vec<String> = list
+        .split(", ")
+        .flat_map(|s| s.split(" or "))
+        .map(str::to_string)
+        .collect();
+    for s in &settings {
+        assert!(
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+            "cannot read the settings from: {err}"
+        );
+    }
+    settings
+}
+
+#[test]
+fn policy_page_has_every_setting() {
+    if !have_mandoc("policy_page_has_every_setting") {
+        return;
+    }
+    let settings = policy_settings();
+    assert!(settings.iter().any(|s| s == "allow"), "{settings:?}");
+    let source = read("man/tunwire.policy.5");
+    let page = rendered("man/tunwire.policy.5");
+    let section = page
+        .split(" SETTINGS ")
+        .nth(1)
+        .expect("tunwire.policy(5) has a SETTINGS section")
+        .split(" BUILT-IN POLICY ")
+        .next()
+        .unwrap();
+    // The entry of a setting in the source: its `.It Cm KEYWORD ...` line up to the next item.
+    let lines: Vec<&str> = source.lines().collect();
+    let entry = |keyword: &str| -> Option<String> {
+        let start = lines.iter().position(|l| {
+            l.strip_prefix(".It Cm ")
+                .is_some_and(|r| r == keyword || r.starts_with(&format!("{keyword} ")))
+        })?;
+        let end = lines[start + 1..]
+            .iter()
+            .position(|l| l.starts_with(".It ") || l.starts_with(".El"))
+            .map_or(lines.len(), |n| start + 1 + n);
+        Some(lines[start..end].join("\n"))
+    };
+    let mut missing = Vec::new();
+    for keyword in &settings {
+        if entry(keyword).is_none() || !section.contains(keyword.as_str()) {
+            missing.push(format!("an entry `.It Cm {keyword} ...` in SETTINGS"));
+        }
+    }
+    // The defaults of the settings that have one, as the parser applies them.
+    let empty = Policy::parse("", Source::File("/etc/tunwire/policy.conf".into())).unwrap();
+    for (keyword, default) in [
+        ("max-wires", empty.max_wires()),
+        ("max-mtu", empty.max_mtu()),
+        ("priority", empty.priority()),
+    ] {
+        let sentence = format!("The default is {default}.");
+        if !entry(keyword).is_some_and(|e| e.contains(&sentence)) {
+            missing.push(format!("{keyword}: `{sentence}`"));
+        }
+    }
+    if !source.contains(&format!(".Bd -literal -offset indent\n{BUILTIN}.Ed\n")) {
+        missing.push(format!("the built-in policy, verbatim:\n{BUILTIN}"));
+    }
+    assert!(
+        missing.is_empty(),
+        "tunwire.policy(5) lacks:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+#[test]
+fn installed_policy_is_the_builtin_policy() {
+    // Installing the package must not lock anyone out or let anyone in: packaging/policy.conf
+    // holds the built-in policy as its live lines, between comments.
+    let installed = read("packaging/policy.conf");
+    let live: Vec<&str> = installed
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim_end())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let builtin: Vec<&str> = BUILTIN.lines().collect();
+    assert_eq!(
+        live, builtin,
+        "packaging/policy.conf differs from the built-in policy"
+    );
+    Policy::parse(&installed, Source::File("/etc/tunwire/policy.conf".into()))
+        .unwrap_or_else(|e| panic!("packaging/policy.conf: {e}"));
 }
 
 #[test]

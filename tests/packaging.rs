@@ -286,6 +286,7 @@ fn deb_contents_scripts_and_lintian() {
     files.sort();
     let expected = [
         ("/etc/tunwire/lab.conf", "-rw-r--r-- 0/0"),
+        ("/etc/tunwire/policy.conf", "-rw-r--r-- 0/0"),
         ("/usr/bin/tunwire", "-rwxr-xr-x 0/0"),
         ("/usr/lib/systemd/system/tunwire@.service", "-rw-r--r-- 0/0"),
         ("/usr/lib/sysusers.d/tunwire.conf", "-rw-r--r-- 0/0"),
@@ -296,6 +297,7 @@ fn deb_contents_scripts_and_lintian() {
         ("/usr/share/doc/tunwire/copyright", "-rw-r--r-- 0/0"),
         ("/usr/share/lintian/overrides/tunwire", "-rw-r--r-- 0/0"),
         ("/usr/share/man/man5/tunwire.conf.5.gz", "-rw-r--r-- 0/0"),
+        ("/usr/share/man/man5/tunwire.policy.5.gz", "-rw-r--r-- 0/0"),
         ("/usr/share/man/man8/tunwire.8.gz", "-rw-r--r-- 0/0"),
     ];
     let mut want: Vec<(String, String)> = expected
@@ -315,6 +317,7 @@ fn deb_contents_scripts_and_lintian() {
             "packaging/sysusers.d/tunwire.conf",
         ),
         ("etc/tunwire/lab.conf", "packaging/lab.conf"),
+        ("etc/tunwire/policy.conf", "packaging/policy.conf"),
     ] {
         assert_eq!(
             fs::read_to_string(x.join(shipped)).unwrap(),
@@ -325,17 +328,25 @@ fn deb_contents_scripts_and_lintian() {
     for (shipped, source) in [
         ("usr/share/man/man8/tunwire.8.gz", "man/tunwire.8"),
         ("usr/share/man/man5/tunwire.conf.5.gz", "man/tunwire.conf.5"),
+        (
+            "usr/share/man/man5/tunwire.policy.5.gz",
+            "man/tunwire.policy.5",
+        ),
     ] {
         let text = ok(Command::new("gzip").arg("-dc").arg(x.join(shipped)));
         assert_eq!(text, read(source), "{shipped}");
     }
 
-    // Control files: the conffile and the maintainer scripts.
+    // Control files: the conffiles and the maintainer scripts.
     let c = scratch.path().join("deb-control");
     ok(Command::new("dpkg-deb").arg("-e").arg(deb).arg(&c));
+    let conffiles = fs::read_to_string(c.join("conffiles")).unwrap();
+    let mut conffiles: Vec<&str> = conffiles.lines().map(str::trim).collect();
+    conffiles.sort_unstable();
     assert_eq!(
-        fs::read_to_string(c.join("conffiles")).unwrap().trim(),
-        "/etc/tunwire/lab.conf"
+        conffiles,
+        ["/etc/tunwire/lab.conf", "/etc/tunwire/policy.conf"],
+        "conffiles"
     );
     for script in ["postinst", "prerm", "postrm"] {
         let shipped = fs::read_to_string(c.join(script)).unwrap();
@@ -443,10 +454,12 @@ fn rpm_contents_and_scripts() {
     lines.sort();
     let mut want = vec![
         "-rw-r--r-- root:root cn /etc/tunwire/lab.conf",
+        "-rw-r--r-- root:root cn /etc/tunwire/policy.conf",
         "-rwxr-x--- root:tunwire cap_net_admin=ep /usr/bin/tunwire",
         "-rw-r--r-- root:root /usr/lib/systemd/system/tunwire@.service",
         "-rw-r--r-- root:root /usr/lib/sysusers.d/tunwire.conf",
         "-rw-r--r-- root:root d /usr/share/man/man5/tunwire.conf.5",
+        "-rw-r--r-- root:root d /usr/share/man/man5/tunwire.policy.5",
         "-rw-r--r-- root:root d /usr/share/man/man8/tunwire.8",
     ];
     want.sort();
@@ -513,7 +526,7 @@ fn unit_verifies_and_is_sandboxed() {
         "WorkingDirectory=/var/lib/tunwire",
         "RestrictAddressFamilies=AF_NETLINK AF_UNIX",
         "Restart=on-failure",
-        "Documentation=man:tunwire(8) man:tunwire.conf(5)",
+        "Documentation=man:tunwire(8) man:tunwire.conf(5) man:tunwire.policy(5)",
     ] {
         assert!(unit.lines().any(|l| l == line), "{UNIT} lacks `{line}`");
     }
@@ -536,11 +549,13 @@ fn unit_verifies_and_is_sandboxed() {
         dir.join("man/man8/tunwire.8"),
     )
     .unwrap();
-    fs::copy(
-        Path::new(ROOT).join("man/tunwire.conf.5"),
-        dir.join("man/man5/tunwire.conf.5"),
-    )
-    .unwrap();
+    for page in ["tunwire.conf.5", "tunwire.policy.5"] {
+        fs::copy(
+            Path::new(ROOT).join("man").join(page),
+            dir.join("man/man5").join(page),
+        )
+        .unwrap();
+    }
     let copy = dir.join("tunwire@.service");
     fs::write(&copy, unit.replace("/usr/bin/tunwire", BIN)).unwrap();
     let mut verify = Command::new("systemd-analyze");
@@ -774,7 +789,8 @@ cat "$S/passwd.pkg" >/etc/passwd && cat "$S/group.pkg" >/etc/group || fail "remo
 dpkg --purge tunwire >"$S/log/dpkg-purge.txt" 2>&1 || fail "dpkg --purge tunwire"
 for path in /usr/bin/tunwire /usr/lib/systemd/system/tunwire@.service \
     /usr/lib/sysusers.d/tunwire.conf /usr/share/man/man8/tunwire.8.gz \
-    /usr/share/man/man5/tunwire.conf.5.gz /usr/share/doc/tunwire \
+    /usr/share/man/man5/tunwire.conf.5.gz /usr/share/man/man5/tunwire.policy.5.gz \
+    /usr/share/doc/tunwire \
     /usr/share/lintian/overrides/tunwire /etc/tunwire /var/lib/tunwire; do
     if [ -e "$path" ] || [ -L "$path" ]; then fail "$path survived dpkg --purge"; fi
 done
