@@ -738,7 +738,7 @@ for set in CapInh CapPrm CapEff CapAmb; do
     grep -q "^$set:[[:space:]]*0000000000000000" "/proc/$RELAY/status" ||
         fail "member: relay $(grep "^$set:" "/proc/$RELAY/status")"
 done
-# The bounding set empties where unprivileged user namespaces are allowed (see privilege.rs).
+# A non-root start keeps the bounding set: NoNewPrivs makes it inert (see privilege.rs).
 echo "relay $(grep '^CapBnd:' "/proc/$RELAY/status")"
 awk -v u="$MEMBER_UID" '/^Uid:/ { exit !($2 == u && $3 == u && $4 == u) }' "/proc/$RELAY/status" ||
     fail "member: relay uid is not $MEMBER_UID"
