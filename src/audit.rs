@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The audit trail: one line per start, refusal, stop and teardown, with the caller's uid and
 //! name, the wire and the decision, so that an administrator can answer "who ran which wire
-//! when" with `journalctl -t tunwire`. Each line goes to stderr (through the log) and to the
-//! system log socket (/dev/log, tag `tunwire`, facility authpriv). Under systemd, stderr already
-//! is the journal, so the socket is skipped. Must never fail a start: a missing syslog is fine.
+//! when" with `journalctl -t tunwire`. Each line goes to stderr (through the log; -q does not
+//! silence it) and to the system log socket (/dev/log, tag `tunwire`, facility authpriv). When
+//! stderr provably is systemd's journal stream, the socket is skipped to avoid a double line,
+//! but never in secure-execution mode: a member must not be able to talk tunwire out of its
+//! audit trail. Must never fail a start: a missing syslog is fine.
 
 use std::os::unix::net::UnixDatagram;
 use std::sync::OnceLock;
@@ -34,7 +36,7 @@ pub fn caller() -> &'static str {
 pub fn record(what: &str) {
     let line = format!("audit: {}: {what}", caller());
     log::info!("{line}");
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
+    if !secure() && journal_is_stderr() {
         return;
     }
     let msg = format!(
@@ -51,10 +53,27 @@ pub fn record(what: &str) {
 /// secure-execution mode (started through the file capability) ignores, so a member cannot
 /// divert their own audit trail.
 fn socket_path() -> String {
-    // SAFETY: getauxval reads the process's auxiliary vector; no memory is passed.
-    let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
     match std::env::var("TUNWIRE_SYSLOG_SOCKET") {
-        Ok(path) if !secure && !path.is_empty() => path,
+        Ok(path) if !secure() && !path.is_empty() => path,
         _ => SYSLOG.to_string(),
     }
+}
+
+/// Secure-execution mode: started through a file capability (or setuid), so the environment
+/// is the caller's to choose and must not steer anything that protects others.
+fn secure() -> bool {
+    // SAFETY: getauxval reads the process's auxiliary vector; no memory is passed.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// Whether stderr is the journal stream JOURNAL_STREAM names (`DEVICE:INODE`, as
+/// systemd.exec(5) says to check).
+fn journal_is_stderr() -> bool {
+    let Some((dev, ino)) = std::env::var("JOURNAL_STREAM").ok().and_then(|v| {
+        let (d, i) = v.split_once(':')?;
+        Some((d.parse::<u64>().ok()?, i.parse::<u64>().ok()?))
+    }) else {
+        return false;
+    };
+    nix::sys::stat::fstat(2).is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
 }

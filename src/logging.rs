@@ -32,6 +32,8 @@ pub fn init(verbosity: i8) {
     };
     let mut builder = env_logger::Builder::new();
     builder.filter_level(level);
+    // The audit trail is not chatter: -q does not silence it.
+    builder.filter_module("tunwire::audit", LevelFilter::Info.max(level));
     if let Ok(spec) = std::env::var("RUST_LOG") {
         builder.parse_filters(&spec);
     }

@@ -157,6 +157,8 @@ pub fn as_identity<T>(id: &Identity, f: impl FnOnce() -> T) -> Result<T> {
     unistd::setfsgid(old_gid);
     let restored = unistd::setfsuid(old_uid) == old_uid && unistd::setfsgid(old_gid) == old_gid;
     unistd::setgroups(&saved).map_err(|e| Error::os("restore the supplementary groups", e))?;
+    // An fsuid change sets dumpability to fs.suid_dumpable, which may be 1: set it again.
+    never_dumpable()?;
     if !restored {
         return Err(Error::Runtime(
             "failed to restore the file-system identity".into(),
@@ -171,9 +173,7 @@ pub fn as_identity<T>(id: &Identity, f: impl FnOnce() -> T) -> Result<T> {
 }
 
 fn root_target(cfg: &Config) -> Result<Identity> {
-    let sudo_user = std::env::var("SUDO_USER")
-        .ok()
-        .filter(|u| !u.is_empty() && u != "root");
+    let sudo_user = sudo_caller().map(|c| c.name);
     // Under sudo, root acts for its caller: --user may only name the caller, or sudo for
     // tunwire would hand out every other account's files (the capture is written as --user).
     if let (Some(caller), Some(user)) = (sudo_caller(), &cfg.user) {
@@ -245,7 +245,8 @@ pub fn drop_supervisor(id: &Identity) -> Result<()> {
     let only: CapsHashSet = keep.into_iter().collect();
     set_caps(&only)?;
     prctl::set_no_new_privs().map_err(|e| Error::os("set NoNewPrivs", e))?;
-    Ok(())
+    // A uid change sets dumpability to fs.suid_dumpable, which may be 1: set it again.
+    never_dumpable()
 }
 
 /// The relay: the target user with no capability in any set, NoNewPrivs, verified.
@@ -262,6 +263,8 @@ pub fn drop_relay(id: &Identity) -> Result<()> {
     }
     set_caps(&CapsHashSet::new())?;
     prctl::set_no_new_privs().map_err(|e| Error::os("set NoNewPrivs", e))?;
+    // A uid change sets dumpability to fs.suid_dumpable, which may be 1: set it again.
+    never_dumpable()?;
     verify_relay(id)
 }
 
@@ -372,6 +375,9 @@ fn verify_relay(id: &Identity) -> Result<()> {
     }
     if !prctl::get_no_new_privs().unwrap_or(false) {
         return failed("NoNewPrivs is not set".into());
+    }
+    if prctl::get_dumpable().unwrap_or(true) {
+        return failed("the process is dumpable".into());
     }
     Ok(())
 }

@@ -84,9 +84,10 @@ pub fn start(cfg: &Config) -> Result<u8> {
     let names = cfg.names();
     let indices = wire.indices();
     audit::record(&format!(
-        "start allowed: {} (table {}), {} as {}, pid {}",
+        "start allowed: {} (table {}){}, {} as {}, pid {}",
         wire_text(cfg),
         cfg.table,
+        if cfg.force { ", with --force" } else { "" },
         match &prog {
             Some(p) => format!("running {}", p.display()),
             None => "relaying".into(),

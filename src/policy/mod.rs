@@ -470,6 +470,20 @@ impl Policy {
         refuse(format!("MTU {mtu} is above max-mtu {max} ({rule})"))
     }
 
+    /// Where automatic pairs come from, for the message when none is free: the first `names`
+    /// glob and the pools, or what is missing.
+    pub fn allocation(&self) -> String {
+        if self.auto_pairs().next().is_none() {
+            return format!(
+                "the policy gives none (it needs a names glob with one '*' and a pool; {})",
+                self.place(&[])
+            );
+        }
+        let names = self.rule("names ", "names", &self.names);
+        let pools = self.rule("pools ", "pool", &self.pools);
+        format!("{names}; {pools}")
+    }
+
     /// The preference (`ip rule` pref) of members' rules.
     pub fn priority(&self) -> u32 {
         self.priority.as_ref().map_or(DEFAULT_PRIORITY, |a| a.value)
