@@ -12,6 +12,9 @@ mod common;
 
 use common::*;
 use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
 
 /// The policy file; the path is fixed in the binary.
 const POLICY: &str = "/etc/tunwire/policy.conf";
@@ -30,6 +33,10 @@ fn member(i: usize) -> &'static TestUser {
         0 => &MEMBER,
         _ => &EXTRA_MEMBERS[i - 1],
     }
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
 }
 
 /// A host interface: a veth `name` (peer `name`p) with `cidr`, both ends up, so the namespace
@@ -162,6 +169,30 @@ fn ready_pair(stderr: &str) -> Pair {
     }
 }
 
+/// Lines of `ip [-6] rule show` with our protocol tag.
+fn our_rules(ns: &Netns, family: &str) -> Vec<String> {
+    ns.sh_ok(&format!("ip {family} rule show"))
+        .lines()
+        .filter(|l| l.contains("proto 199"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `iif` names of our rules, sorted (duplicates kept).
+fn our_rule_iifs(ns: &Netns, family: &str) -> Vec<String> {
+    let mut iifs: Vec<String> = our_rules(ns, family)
+        .iter()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .skip_while(|w| *w != "iif")
+                .nth(1)
+                .map(str::to_owned)
+        })
+        .collect();
+    iifs.sort();
+    iifs
+}
+
 /// Nothing of any wire is left: no TUN link, no rule with our tag in either family.
 fn assert_no_wires(ns: &Netns) {
     let tuns = ns.sh_ok("ip -o link show type tun");
@@ -179,6 +210,72 @@ fn stop_all(wires: &mut [Instance]) {
         let e = w.wait_exit(EXIT_TIMEOUT);
         assert_eq!(e.code, Some(0), "SIGTERM should give exit 0: {e}");
     }
+}
+
+/// A member's start command that waits at the barrier `go` (a FIFO) first: `: < go` blocks
+/// until the test opens the FIFO, which releases every waiting start at the same moment.
+/// `armed` is created just before the wait.
+fn member_at_barrier(
+    ns: &Netns,
+    user: &TestUser,
+    go: &Path,
+    armed: &Path,
+    args: &[&str],
+) -> Command {
+    let bin = ns.binary_copy(true);
+    let mut cmd = ns.command("bash");
+    cmd.arg("-c")
+        .arg(format!(
+            r#"touch {armed}; : < {go}; exec setpriv --reuid={uid} --regid={gid} --init-groups "$0" "$@""#,
+            armed = p(armed),
+            go = p(go),
+            uid = user.uid,
+            gid = user.gid
+        ))
+        .arg(bin)
+        .args(args);
+    scrub_env(&mut cmd);
+    cmd
+}
+
+/// Start every user's automatic wire (no sides) at the same moment; returns the instances
+/// once all are ready (panics with the output of one that is not).
+fn start_together(ns: &Netns, users: &[&TestUser]) -> Vec<Instance> {
+    let go = ns.dir().join("go.fifo");
+    let _ = fs::remove_file(&go);
+    ns.sh_ok(&format!("mkfifo -m 0600 {}", p(&go)));
+    let armed: Vec<_> = (0..users.len())
+        .map(|i| ns.dir().join(format!("armed.{i}")))
+        .collect();
+    for a in &armed {
+        let _ = fs::remove_file(a);
+    }
+    let mut wires: Vec<Instance> = users
+        .iter()
+        .zip(&armed)
+        .map(|(u, a)| ns.start(member_at_barrier(ns, u, &go, a, &[])))
+        .collect();
+    assert!(
+        wait_until(READY_TIMEOUT, || armed.iter().all(|a| a.exists())),
+        "not every start reached the barrier"
+    );
+    // O_RDWR never blocks on a FIFO and counts as a writer: every `: < go` returns now, and a
+    // start that arrives late passes at once while this stays open.
+    let release = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&go)
+        .expect("open the barrier FIFO");
+    for (w, u) in wires.iter_mut().zip(users) {
+        if let Err(e) = w.wait_ready() {
+            panic!(
+                "{}'s start, released at the same moment as the others, failed: {e}",
+                u.name
+            );
+        }
+    }
+    drop(release);
+    wires
 }
 
 /// Every wire's names and addresses differ from every other's, and each address is on
@@ -202,6 +299,71 @@ fn assert_disjoint(ns: &Netns, pairs: &[Pair]) {
             .count();
         assert_eq!(holders, 1, "{a} should be on one interface:\n{listing}");
     }
+}
+
+/// One wire as `tunwire list --json` reports it (parsed by python3's json module).
+#[derive(Debug, Clone)]
+struct Listed {
+    owner: String,
+    uid: String,
+    pair: Pair,
+    table: String,
+    relay: u32,
+    supervisor: u32,
+    /// Bytes the wire delivered from side A to side B.
+    a_to_b_bytes: u64,
+}
+
+/// Parses JSON with python3's json module and prints one tab-separated line per wire; fails
+/// (exit 1) unless it is an array of objects with the documented keys.
+const JSON_CHECK: &str = r#"
+import json, sys
+wires = json.load(open(sys.argv[1]))
+assert isinstance(wires, list), "not an array: %r" % (wires,)
+for w in wires:
+    assert isinstance(w, dict), "not an object: %r" % (w,)
+    for key in ("a", "b", "table", "owner", "uid", "pid", "supervisor_pid", "started",
+                "a_to_b", "b_to_a"):
+        assert key in w, "no %r in %r" % (key, w)
+    for side in ("a", "b"):
+        assert isinstance(w[side]["name"], str) and isinstance(w[side]["addresses"], list)
+    assert isinstance(w["pid"], int) and isinstance(w["supervisor_pid"], int)
+    print("\t".join(str(x) for x in (
+        w["owner"], w["uid"], w["a"]["name"], ",".join(w["a"]["addresses"]),
+        w["b"]["name"], ",".join(w["b"]["addresses"]), w["table"], w["pid"],
+        w["supervisor_pid"], w["a_to_b"]["delivered_bytes"])))
+"#;
+
+/// `tunwire list --json` as `who`: exit 0, valid JSON, one entry per wire.
+fn list_json(ns: &Netns, who: As) -> Vec<Listed> {
+    let out = ns.run_tunwire(&["list", "--json"], who);
+    assert_eq!(out.code, Some(0), "list --json as {who:?}: {out}");
+    let file = ns.dir().join("list.json");
+    let script = ns.dir().join("json_check.py");
+    fs::write(&file, &out.stdout).expect("write list.json");
+    fs::write(&script, JSON_CHECK).expect("write json_check.py");
+    let parsed = ns.sh_ok(&format!("python3 {} {}", p(&script), p(&file)));
+    parsed
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f.len(), 10, "{l}");
+            Listed {
+                owner: f[0].into(),
+                uid: f[1].into(),
+                pair: Pair {
+                    a: f[2].into(),
+                    a_addr: f[3].into(),
+                    b: f[4].into(),
+                    b_addr: f[5].into(),
+                },
+                table: f[6].into(),
+                relay: f[7].parse().expect("pid"),
+                supervisor: f[8].parse().expect("supervisor_pid"),
+                a_to_b_bytes: f[9].parse().expect("delivered_bytes"),
+            }
+        })
+        .collect()
 }
 
 /// The policy most tests write: the built-in one as a file, with max-wires on line 7.
@@ -583,6 +745,305 @@ fn max_wires_limits_each_member_separately() {
     );
     ns.assert_ping("192.168.13.10");
     wires.push(other);
+    stop_all(&mut wires);
+    assert_no_wires(&ns);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Automatic pairs, races, many members
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn two_members_get_different_working_pairs() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let first = ns.up(&[], As::CapUser(&MEMBER));
+    assert!(
+        first.stderr().contains(
+            "ready: tun0 192.168.13.1 <-> tun1 192.168.13.2 (table 13), relaying as twmember\n"
+        ),
+        "{}",
+        first.stderr()
+    );
+    let second = ns.up(&[], As::CapUser(member(1)));
+    assert!(
+        second.stderr().contains(
+            "ready: tun2 192.168.13.3 <-> tun3 192.168.13.4 (table 13), relaying as twmember2\n"
+        ),
+        "{}",
+        second.stderr()
+    );
+    // The second wire's echo crosses its own TUNs, in user space.
+    let mut dump = ns.tcpdump("-i tun3 -c 2 icmp");
+    ns.assert_ping("192.168.13.4");
+    let dump = dump.wait(EXIT_TIMEOUT);
+    assert_eq!(dump.code, Some(0), "tcpdump: {dump}");
+    assert!(
+        dump.stdout
+            .contains("192.168.13.3 > 192.168.13.4: ICMP echo request")
+            && dump
+                .stdout
+                .contains("192.168.13.4 > 192.168.13.3: ICMP echo reply"),
+        "echo not seen on tun3: {dump}"
+    );
+    ns.assert_ping(B4);
+    assert_eq!(
+        our_rule_iifs(&ns, "-4"),
+        ["tun0", "tun1", "tun2", "tun3"],
+        "one rule per TUN"
+    );
+    let mut wires = vec![first, second];
+    stop_all(&mut wires);
+    assert_no_wires(&ns);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn racing_starts_never_share_a_pair() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    // Several rounds: both starts read the same free pair and create TUNs at the same moment.
+    for round in 0..5 {
+        let mut wires = start_together(&ns, &[&MEMBER, member(1)]);
+        let pairs: Vec<Pair> = wires.iter().map(|w| ready_pair(&w.stderr())).collect();
+        assert_disjoint(&ns, &pairs);
+        let firsts: BTreeSet<&str> = pairs.iter().map(|p| p.a.as_str()).collect();
+        assert_eq!(
+            firsts,
+            BTreeSet::from(["tun0", "tun2"]),
+            "round {round}: the two first free pairs: {pairs:#?}"
+        );
+        // Each TUN belongs to the member whose start holds it.
+        for (pair, user) in pairs.iter().zip([&MEMBER, member(1)]) {
+            for name in [&pair.a, &pair.b] {
+                let link = ns.sh_ok(&format!("ip -d link show {name}"));
+                assert!(
+                    link.contains(&format!(" user {} ", user.name)),
+                    "round {round}: {name} should be {}'s:\n{link}",
+                    user.name
+                );
+            }
+        }
+        stop_all(&mut wires);
+        assert_no_wires(&ns);
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ten_members_each_run_a_wire() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let users: Vec<&TestUser> = (0..10).map(member).collect();
+    // One after another (starting at the same moment is racing_starts_leave_both_wires_working);
+    // then all ten run at once.
+    let mut wires: Vec<Instance> = users.iter().map(|u| ns.up(&[], As::CapUser(u))).collect();
+    let pairs: Vec<Pair> = wires.iter().map(|w| ready_pair(&w.stderr())).collect();
+    for (i, pair) in pairs.iter().enumerate() {
+        assert_eq!(
+            (pair.a.clone(), pair.b_addr.clone()),
+            (format!("tun{}", 2 * i), format!("192.168.13.{}", 2 * i + 2)),
+            "start {i} takes the first free pair"
+        );
+    }
+    assert_disjoint(&ns, &pairs);
+    let before = list_json(&ns, As::User(&STRANGER));
+    // Every B address answers, all at once: 3 echo requests of 1028 bytes each.
+    let pings: Vec<String> = pairs
+        .iter()
+        .map(|p| {
+            format!(
+                "ping -4 -n -c 3 -i 0.2 -W 2 -s 1000 {0} > /dev/null || echo 'no answer from {0}'",
+                p.b_addr
+            )
+        })
+        .collect();
+    let failed = ns.sh_ok(&format!("{{ {}; }}", pings.join(" & ") + " & wait"));
+    assert!(
+        failed.trim().is_empty(),
+        "{failed}\nstate:\n{}\nstderr of each start:\n{}",
+        ns.state(),
+        wires
+            .iter()
+            .map(|w| w.stderr())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // Each echo crossed its own wire in user space: that wire's A -> B bytes grew by at least
+    // the three requests (the TUNs' own IPv6 chatter is a few small packets).
+    let after = list_json(&ns, As::User(&STRANGER));
+    assert_eq!(after.len(), 10, "{after:#?}");
+    for ((user, pair), w) in users.iter().zip(&pairs).zip(&wires) {
+        let entry = |list: &[Listed]| {
+            list.iter()
+                .find(|l| l.owner == user.name)
+                .cloned()
+                .unwrap_or_else(|| panic!("no wire of {} listed: {list:#?}", user.name))
+        };
+        let (was, now) = (entry(&before), entry(&after));
+        assert_eq!(&now.pair, pair, "{}'s wire", user.name);
+        assert_eq!(now.supervisor, w.pid(), "{}'s supervisor", user.name);
+        assert!(
+            now.a_to_b_bytes - was.a_to_b_bytes >= 3 * 1028,
+            "{}'s wire should have carried its 3 echo requests: {was:?} -> {now:?}",
+            user.name
+        );
+    }
+    stop_all(&mut wires);
+    assert_no_wires(&ns);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Ownership in the kernel and `tunwire list`
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn list_shows_every_wire_and_its_owner_to_anyone() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let mut first = ns.up(&[], As::CapUser(&MEMBER));
+    let mut second = ns.up(&[], As::CapUser(member(1)));
+    let relays = [first.relay_pid(), second.relay_pid()];
+    let expected = [
+        (
+            first.pid(),
+            "twmember",
+            "64001",
+            ["tun0", "192.168.13.1", "tun1", "192.168.13.2"],
+        ),
+        (
+            second.pid(),
+            "twmember2",
+            "64012",
+            ["tun2", "192.168.13.3", "tun3", "192.168.13.4"],
+        ),
+    ];
+
+    // A stranger, with a binary without capabilities, may list.
+    let table = ns.run_tunwire(&["list"], As::User(&STRANGER));
+    assert_eq!(table.code, Some(0), "list as a stranger: {table}");
+    assert!(table.stdout.starts_with("WIRE "), "{table}");
+    for ((w, owner, _, sides), relay) in expected.iter().zip(relays) {
+        let row = table
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{} ", sides[0])))
+            .unwrap_or_else(|| panic!("no row for {}: {table}", sides[0]));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells[..8],
+            [
+                sides[0],
+                sides[1],
+                "<->",
+                sides[2],
+                sides[3],
+                "13",
+                owner,
+                relay.to_string().as_str()
+            ],
+            "row of {owner}'s wire (supervisor {w}): {row}"
+        );
+    }
+    let status = ns.run_tunwire(&["status"], As::User(&STRANGER));
+    assert_eq!(status.code, Some(0), "{status}");
+    // The same rows, up to the counters, which the TUNs' own IPv6 chatter may move.
+    let rows = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split_whitespace().take(9).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(
+        rows(&status.stdout),
+        rows(&table.stdout),
+        "status is list: {status}"
+    );
+
+    let listed = list_json(&ns, As::User(&STRANGER));
+    assert_eq!(listed.len(), 2, "{listed:#?}");
+    for ((w, owner, uid, sides), relay) in expected.iter().zip(relays) {
+        let l = listed
+            .iter()
+            .find(|l| l.owner == *owner)
+            .unwrap_or_else(|| panic!("{owner} not in {listed:#?}"));
+        assert_eq!((l.uid.as_str(), l.table.as_str()), (*uid, "13"), "{l:?}");
+        assert_eq!(
+            [l.pair.a.as_str(), &l.pair.a_addr, &l.pair.b, &l.pair.b_addr],
+            *sides,
+            "{l:?}"
+        );
+        assert_eq!(l.supervisor, *w, "supervisor_pid: {l:?}");
+        assert_eq!(l.relay, relay, "pid is the relay's: {l:?}");
+        assert_eq!(
+            children(l.supervisor),
+            vec![l.relay],
+            "the relay is the supervisor's child"
+        );
+    }
+
+    first.signal("TERM");
+    second.signal("TERM");
+    for w in [&mut first, &mut second] {
+        let e = w.wait_exit(EXIT_TIMEOUT);
+        assert_eq!(e.code, Some(0), "{e}");
+    }
+    let table = ns.run_tunwire(&["list"], As::User(&STRANGER));
+    assert_eq!(table.stdout, "no wire is running\n", "{table}");
+    assert!(list_json(&ns, As::User(&STRANGER)).is_empty());
+
+    // A wire killed outright (both processes) is not reported: its TUNs went with the fds.
+    let mut killed = ns.up(&[], As::CapUser(&MEMBER));
+    assert_eq!(list_json(&ns, As::User(&STRANGER)).len(), 1);
+    killed.kill_all();
+    assert!(
+        wait_until(READY_TIMEOUT, || !ns.has_link("tun0")
+            && !ns.has_link("tun1")),
+        "the TUNs of a killed wire should vanish"
+    );
+    let table = ns.run_tunwire(&["list"], As::User(&STRANGER));
+    assert_eq!(table.stdout, "no wire is running\n", "{table}");
+    assert!(list_json(&ns, As::User(&STRANGER)).is_empty());
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ip_link_records_the_owner_and_the_supervisor() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let member_wire = ns.up(&[], As::CapUser(&MEMBER));
+    let root_wire = ns.up(&["--user", "twmember2"], As::Root);
+    for (w, user, names) in [
+        (&member_wire, "twmember", ["tun0", "tun1"]),
+        (&root_wire, "twmember2", ["tun2", "tun3"]),
+    ] {
+        for name in names {
+            let link = ns.sh_ok(&format!("ip -d link show {name}"));
+            for needle in [
+                format!(" user {user} "),
+                format!(" group {user} "),
+                " persist off ".to_string(),
+                format!("alias tunwire: {user}, pid {}\n", w.pid()),
+            ] {
+                assert!(
+                    link.contains(&needle),
+                    "`ip -d link show {name}` should contain {needle:?}:\n{link}"
+                );
+            }
+        }
+    }
+    let mut wires = vec![member_wire, root_wire];
     stop_all(&mut wires);
     assert_no_wires(&ns);
 }
