@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// The policy file; the path is fixed in the binary.
 const POLICY: &str = "/etc/tunwire/policy.conf";
@@ -1046,4 +1047,545 @@ fn ip_link_records_the_owner_and_the_supervisor() {
     let mut wires = vec![member_wire, root_wire];
     stop_all(&mut wires);
     assert_no_wires(&ns);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Leftovers of killed wires
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn killed_wires_leave_no_rules_after_the_next_start() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    ns.write_file(
+        POLICY,
+        "allow group tunwire\npool 192.168.13.0/24\npool fd13::/64\nnames wg*\ntables 13\n",
+        0o644,
+    );
+    let me = As::CapUser(&MEMBER);
+    for (i, letter) in ('a'..='e').enumerate() {
+        let (n1, n2) = (2 * i + 1, 2 * i + 2);
+        let (a, b) = (format!("wg{letter}0"), format!("wg{letter}1"));
+        let sides = [
+            format!("{a}=192.168.13.{n1},fd13::{n1:x}"),
+            format!("{b}=192.168.13.{n2},fd13::{n2:x}"),
+        ];
+        let mut tw = ns.up(&[&sides[0], &sides[1]], me);
+        // The previous wire's leftovers are gone: only this wire's rules carry our tag.
+        for family in ["-4", "-6"] {
+            assert_eq!(
+                our_rule_iifs(&ns, family),
+                [a.clone(), b.clone()],
+                "ip {family} rule while {a} runs:\n{}",
+                ns.rules()
+            );
+        }
+        tw.kill_all();
+        assert!(
+            wait_until(READY_TIMEOUT, || !ns.has_link(&a) && !ns.has_link(&b)),
+            "{a}/{b} outlived their relay"
+        );
+        // Nobody tore down: the rules stay, detached.
+        for family in ["-4", "-6"] {
+            let detached = our_rules(&ns, family)
+                .iter()
+                .filter(|l| l.contains("[detached]"))
+                .count();
+            assert_eq!(
+                detached,
+                2,
+                "ip {family} rule after the kill:\n{}",
+                ns.rules()
+            );
+        }
+    }
+    let mut tw = ns.up(
+        &[
+            "wgz0=192.168.13.101,fd13::65",
+            "wgz1=192.168.13.102,fd13::66",
+        ],
+        me,
+    );
+    let rules = ns.rules();
+    assert!(!rules.contains("detached"), "detached rules left:\n{rules}");
+    for family in ["-4", "-6"] {
+        assert_eq!(
+            our_rule_iifs(&ns, family),
+            ["wgz0", "wgz1"],
+            "only the running wire's rules:\n{rules}"
+        );
+    }
+    ns.assert_ping("192.168.13.102");
+    let e = tw.stop("TERM");
+    assert_eq!(e.code, Some(0), "{e}");
+    assert_no_wires(&ns);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn killed_wires_rule_on_a_device_the_admin_creates_later_is_removed() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let mut tw = ns.up(&["wg0=192.168.13.1", "wg1=192.168.13.2"], As::Root);
+    tw.kill_all();
+    assert!(
+        wait_until(READY_TIMEOUT, || !ns.has_link("wg0")),
+        "wg0 outlived its relay"
+    );
+    assert!(
+        ns.rules()
+            .contains("iif wg0 [detached] lookup 13 proto 199"),
+        "the killed wire's rule should be left, detached:\n{}",
+        ns.rules()
+    );
+    // The administrator makes a device of that name: the old rule attaches to it and would
+    // send its traffic to table 13.
+    ns.sh_ok("ip link add wg0 type bridge");
+    assert!(
+        ns.rules().contains("iif wg0 lookup 13 proto 199"),
+        "the rule should now be attached to the new wg0:\n{}",
+        ns.rules()
+    );
+    let wg0 = ns.sh_ok("ip -o link show wg0; ip -o addr show dev wg0");
+    let mut next = ns.up(&[], As::Root);
+    let rules = ns.rules();
+    assert!(
+        !rules.contains("iif wg0") && !rules.contains("iif wg1"),
+        "the next start should remove the killed wire's rules:\n{rules}"
+    );
+    assert_eq!(our_rule_iifs(&ns, "-4"), ["tun0", "tun1"], "{rules}");
+    // The admin's device is not ours: untouched.
+    assert_eq!(
+        ns.sh_ok("ip -o link show wg0; ip -o addr show dev wg0"),
+        wg0,
+        "the admin's wg0 changed"
+    );
+    stop_clean(&ns, &mut next);
+    assert!(ns.has_link("wg0"), "the admin's wg0 was removed");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn sigkill_of_the_supervisor_takes_the_relay_and_the_links() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let mut tw = ns.up(&[], As::CapUser(&MEMBER));
+    let relay = tw.relay_pid();
+    assert!(signal(tw.pid(), "KILL"), "kill -9 the supervisor");
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(relay)),
+        "the relay {relay} outlived its supervisor by 5 s"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !ns.has_link("tun0")
+            && !ns.has_link("tun1")),
+        "the TUNs outlived the relay"
+    );
+    assert!(tw.has_exited(), "the supervisor was killed");
+    let rules = ns.rules();
+    assert!(
+        rules.contains("iif tun0 [detached] lookup 13 proto 199"),
+        "nobody tore down, so the rules are left:\n{rules}"
+    );
+    let mut next = ns.up(&[], As::CapUser(&MEMBER));
+    let rules = ns.rules();
+    assert!(!rules.contains("detached"), "{rules}");
+    assert_eq!(
+        our_rule_iifs(&ns, "-4"),
+        ["tun0", "tun1"],
+        "one rule per TUN of the new wire, none of the old:\n{rules}"
+    );
+    ns.assert_ping(B4);
+    stop_clean(&ns, &mut next);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Capture outputs
+// ----------------------------------------------------------------------------------------------
+
+/// Bytes waiting in the pipe `fifo` (FIONREAD on a second, non-blocking read end).
+const FIONREAD: &str = r#"
+import fcntl, os, struct, sys, termios
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
+print(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
+"#;
+
+#[test]
+#[ignore = "needs root"]
+fn sigterm_stops_a_wire_whose_capture_pipe_is_full() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let fifo = ns.dir().join("unread.fifo");
+    ns.sh_ok(&format!("mkfifo -m 0600 {}", p(&fifo)));
+    // Opened read-write, the FIFO's open does not block, and it has a reader (this very
+    // descriptor) that never reads.
+    let script = format!(r#"exec 3<>{0}; exec "$0" "$@" >&3"#, p(&fifo));
+    let mut tw = ns.start(ns.tunwire_script(&script, &["--user", MEMBER.name, "--pcap", "-"]));
+    tw.wait_ready()
+        .unwrap_or_else(|e| panic!("tunwire --pcap - to a FIFO did not become ready: {e}"));
+    let full = wait_until(READY_TIMEOUT, || {
+        ns.sh(&format!("ping -4 -n -q -f -c 100 -s 1400 -W 1 {B4}"));
+        tw.stderr().contains("capture reader is too slow")
+    });
+    assert!(full, "the pipe never filled:\n{}", tw.stderr());
+    let helper = ns.dir().join("fionread.py");
+    fs::write(&helper, FIONREAD).expect("write fionread.py");
+    let queued: usize = ns
+        .sh_ok(&format!("python3 {} {}", p(&helper), p(&fifo)))
+        .trim()
+        .parse()
+        .expect("FIONREAD");
+    // 16 pipe buffers, each holding at least one 1428-byte record.
+    assert!(
+        queued >= 16 * 1400,
+        "the pipe should be full, holds {queued} bytes"
+    );
+    assert!(alive(tw.relay_pid()), "the relay died of a full pipe");
+
+    let t0 = Instant::now();
+    let e = tw.stop("TERM");
+    let took = t0.elapsed();
+    assert_eq!(e.code, Some(0), "{e}");
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM took {took:?} with a full capture pipe"
+    );
+    ns.assert_no_leftovers();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_fifo_path_as_capture_is_refused_before_setup() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let dir = ns.dir_for(&MEMBER);
+    let fifo = dir.join("cap.fifo");
+    ns.sh_ok(&format!(
+        "mkfifo -m 0644 {0} && chown twmember: {0}",
+        p(&fifo)
+    ));
+    let before = ns.state();
+    let t0 = Instant::now();
+    // Nobody reads the FIFO: an open that blocked would hang the start.
+    let (e, events) = kernel_events_during(&ns, || {
+        ns.run_tunwire(&["--pcap", p(&fifo)], As::CapUser(&MEMBER))
+    });
+    assert!(t0.elapsed() < Duration::from_secs(5), "the start hung: {e}");
+    assert!(events.is_empty(), "changes before the refusal: {events:#?}");
+    assert_eq!(e.code, Some(2), "a FIFO as capture file: exit 2: {e}");
+    let error = e
+        .stderr
+        .lines()
+        .find(|l| l.contains("error:"))
+        .unwrap_or_else(|| panic!("no error line: {e}"));
+    assert!(
+        error.contains(p(&fifo)) && error.contains("FIFO"),
+        "the error should name the path and say FIFO: {e}"
+    );
+    assert!(!e.stderr.contains("start allowed"), "{e}");
+    assert_eq!(
+        ns.state(),
+        before,
+        "a refused capture path changed the state"
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// Hardening
+// ----------------------------------------------------------------------------------------------
+
+/// Runs as twmember until `argv[1]` exists: takes a pidfd of every process named tunwire and
+/// tries pidfd_getfd on its fds 3..12, then prints what happened.
+const THIEF: &str = r#"
+import ctypes, errno, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+SYS_pidfd_open, SYS_pidfd_getfd = 434, 438
+me = os.getuid()
+tries = mine = eperm = esrch = 0
+stolen, other = [], {}
+print("thief running", file=sys.stderr, flush=True)
+while not os.path.exists(sys.argv[1]):
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if open("/proc/%s/comm" % pid).read().strip() != "tunwire":
+                continue
+            uid = int(next(l for l in open("/proc/%s/status" % pid)
+                           if l.startswith("Uid:")).split()[1])
+        except (OSError, StopIteration):
+            continue
+        pidfd = libc.syscall(SYS_pidfd_open, int(pid), 0)
+        if pidfd < 0:
+            continue
+        try:
+            for fd in range(3, 13):
+                tries += 1
+                mine += uid == me
+                got = libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0)
+                if got >= 0:
+                    stolen.append("%s:%d:%s" % (pid, fd, os.readlink("/proc/self/fd/%d" % got)))
+                    os.close(got)
+                    continue
+                e = ctypes.get_errno()
+                if e == errno.EPERM:
+                    eperm += 1
+                elif e == errno.ESRCH:
+                    esrch += 1
+                else:
+                    other[errno.errorcode.get(e, e)] = other.get(errno.errorcode.get(e, e), 0) + 1
+        finally:
+            os.close(pidfd)
+print("tries=%d mine=%d eperm=%d esrch=%d" % (tries, mine, eperm, esrch))
+print("stolen=%s" % ",".join(stolen))
+print("other=%s" % other)
+"#;
+
+/// The number after `key=` in the thief's report.
+fn report_count(report: &str, key: &str) -> usize {
+    report
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in the thief's report:\n{report}"))
+}
+
+#[test]
+#[ignore = "needs root"]
+fn no_tunwire_process_is_ever_dumpable() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let thief = ns.dir().join("thief.py");
+    let stop = ns.dir().join("thief.stop");
+    fs::write(&thief, THIEF).expect("write thief.py");
+    let mut bg = ns.spawn_bg(&format!(
+        "exec setpriv --reuid={} --regid={} --init-groups env PATH=/usr/local/bin:/usr/bin:/bin \
+         python3 {} {}",
+        MEMBER.uid,
+        MEMBER.gid,
+        p(&thief),
+        p(&stop)
+    ));
+    bg.wait_stderr("thief running", READY_TIMEOUT);
+    for i in 0..10 {
+        // A member's start (file capability), and root's start for the member (setuid).
+        let mut tw = if i % 2 == 0 {
+            ns.up(&[], As::CapUser(&MEMBER))
+        } else {
+            ns.up(&["--user", MEMBER.name], As::Root)
+        };
+        for pid in [tw.pid(), tw.relay_pid()] {
+            let ls = ns.sh(&format!(
+                "setpriv --reuid={0} --regid={0} --init-groups ls /proc/{pid}/fd",
+                MEMBER.uid
+            ));
+            let err = String::from_utf8_lossy(&ls.stderr);
+            assert!(
+                !ls.status.success() && err.contains("Permission denied"),
+                "twmember could list /proc/{pid}/fd (start {i}): {ls:?}"
+            );
+        }
+        stop_clean(&ns, &mut tw);
+    }
+    fs::write(&stop, "").expect("stop the thief");
+    let report = bg.wait(EXIT_TIMEOUT);
+    assert_eq!(report.code, Some(0), "thief: {report}");
+    let out = &report.stdout;
+    eprintln!("thief: {out}");
+    assert!(
+        out.contains("stolen=\n"),
+        "twmember took a descriptor of a tunwire process: {report}"
+    );
+    assert!(out.contains("other={}\n"), "unexpected errors: {report}");
+    let (tries, mine, eperm, esrch) = (
+        report_count(out, "tries"),
+        report_count(out, "mine"),
+        report_count(out, "eperm"),
+        report_count(out, "esrch"),
+    );
+    assert!(
+        mine > 0,
+        "the thief never got to try twmember's tunwire processes: {report}"
+    );
+    assert_eq!(eperm + esrch, tries, "{report}");
+    assert!(eperm > 0, "{report}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_relay_runs_under_a_seccomp_filter() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let mut member_wire = ns.up(&[], As::CapUser(&MEMBER));
+    let mut root_wire = ns.up(&["--user", "twmember2"], As::Root);
+    for tw in [&mut member_wire, &mut root_wire] {
+        let status = proc_status(tw.relay_pid());
+        assert_eq!(
+            (
+                status.get("Seccomp").map(String::as_str),
+                status.get("NoNewPrivs").map(String::as_str)
+            ),
+            (Some("2"), Some("1")),
+            "relay of {}: {status:#?}",
+            tw.pid()
+        );
+    }
+    let mut wires = vec![member_wire, root_wire];
+    stop_all(&mut wires);
+    assert_no_wires(&ns);
+}
+
+/// A syslog stand-in: an AF_UNIX datagram socket at argv[1] (0666, like /dev/log); each
+/// message becomes one line of argv[2].
+const SYSLOG: &str = r#"
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o666)
+print("listening", file=sys.stderr, flush=True)
+with open(sys.argv[2], "a") as out:
+    while True:
+        out.write(s.recv(65536).decode(errors="replace") + "\n")
+        out.flush()
+"#;
+
+#[test]
+#[ignore = "needs root"]
+fn audit_lines_go_to_syslog_and_stderr() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let sock = ns.dir().join("log.sock");
+    let log = ns.dir().join("syslog.txt");
+    let script = ns.dir().join("syslog.py");
+    fs::write(&script, SYSLOG).expect("write syslog.py");
+    let mut listener = ns.spawn_bg(&format!(
+        "exec python3 {} {} {}",
+        p(&script),
+        p(&sock),
+        p(&log)
+    ));
+    listener.wait_stderr("listening", READY_TIMEOUT);
+    let received = || fs::read_to_string(&log).unwrap_or_default();
+
+    let mut cmd = ns.tunwire_cmd(&[], As::Root);
+    cmd.env("TUNWIRE_SYSLOG_SOCKET", &sock);
+    let mut tw = ns.start(cmd);
+    tw.wait_ready()
+        .unwrap_or_else(|e| panic!("root start did not become ready: {e}"));
+    let sup = tw.pid();
+    let exited = stop_clean(&ns, &mut tw);
+    let wire = "tun0=192.168.13.1 <-> tun1=192.168.13.2";
+    let allowed = format!(
+        "audit: uid 0 (root): start allowed: {wire} (table 13), relaying as nobody, pid {sup}"
+    );
+    let stopped = format!("audit: uid 0 (root): stop: {wire}, exit 0");
+    assert!(
+        wait_until(READY_TIMEOUT, || received().contains(&stopped)),
+        "no stop line reached the syslog socket:\n{}",
+        received()
+    );
+    // authpriv.notice, tagged with the supervisor's pid.
+    for line in [&allowed, &stopped] {
+        assert!(
+            received().contains(&format!("<85>tunwire[{sup}]: {line}\n")),
+            "syslog should have {line:?}:\n{}",
+            received()
+        );
+        assert!(
+            exited.stderr.contains(line),
+            "stderr should have {line:?}: {exited}"
+        );
+    }
+
+    // A member's refusal is audited on stderr. The member cannot divert the trail: in
+    // secure-execution mode (file capability) TUNWIRE_SYSLOG_SOCKET is ignored.
+    let mut cmd = ns.tunwire_cmd(&["--table", "42"], As::CapUser(&MEMBER));
+    cmd.env("TUNWIRE_SYSLOG_SOCKET", &sock);
+    let e = ns.start(cmd).wait_exit(EXIT_TIMEOUT);
+    assert_eq!(e.code, NOPERM, "{e}");
+    assert!(
+        e.stderr.contains(
+            "audit: uid 64001 (twmember): start refused: a free pair from the pools: table 42 is not allowed to you"
+        ),
+        "{e}"
+    );
+    // Root's refusal, sent later, arrives; the member's, sent before it, did not.
+    let mut cmd = ns.tunwire_cmd(&["tun0=127.0.0.2", "tun1=192.168.13.2"], As::Root);
+    cmd.env("TUNWIRE_SYSLOG_SOCKET", &sock);
+    let e = ns.start(cmd).wait_exit(EXIT_TIMEOUT);
+    assert_eq!(e.code, NOPERM, "loopback address: {e}");
+    assert!(
+        wait_until(READY_TIMEOUT, || received()
+            .contains("audit: uid 0 (root): start refused: tun0=127.0.0.2")),
+        "root's refusal did not reach the syslog socket:\n{}",
+        received()
+    );
+    assert!(
+        !received().contains("uid 64001"),
+        "the member diverted its audit line:\n{}",
+        received()
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn under_sudo_user_may_only_name_the_caller() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let sudo = |args: &[&str]| {
+        let mut cmd = ns.tunwire_cmd(args, As::Root);
+        cmd.env("SUDO_USER", MEMBER.name)
+            .env("SUDO_UID", MEMBER.uid.to_string())
+            .env("SUDO_GID", MEMBER.gid.to_string());
+        cmd
+    };
+    let before = ns.state();
+    let (e, events) = kernel_events_during(&ns, || {
+        ns.start(sudo(&["--user", STRANGER.name]))
+            .wait_exit(EXIT_TIMEOUT)
+    });
+    assert!(events.is_empty(), "changes before the refusal: {events:#?}");
+    assert_eq!(e.code, NOPERM, "sudo --user twstranger: {e}");
+    assert!(
+        e.stderr
+            .contains("under sudo, --user may only name you (twmember)"),
+        "{e}"
+    );
+    assert_eq!(ns.state(), before, "the refusal changed the state");
+
+    let mut tw = ns.start(sudo(&["--user", MEMBER.name]));
+    tw.wait_ready()
+        .unwrap_or_else(|e| panic!("sudo --user twmember should start: {e}"));
+    let stderr = tw.stderr();
+    assert!(stderr.contains("relaying as twmember"), "{stderr}");
+    assert!(
+        stderr.contains("audit: uid 0 (root, via sudo from twmember): start allowed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        status_ids(&proc_status(tw.relay_pid()), "Uid"),
+        vec![MEMBER.uid; 4]
+    );
+    ns.assert_ping(B4);
+    stop_clean(&ns, &mut tw);
 }
