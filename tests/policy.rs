@@ -873,6 +873,59 @@ fn racing_starts_never_share_a_pair() {
     }
 }
 
+// BUG (implementation, not this test): a start removes "leftover" rules from a snapshot read
+// in separate dumps, links first and rules last (State::read). A wire whose TUNs, alias and
+// rules appear between those two dumps looks like a killed wire's (its links were not yet
+// running wires' in the snapshot), so the other start deletes that live wire's rules: it then
+// drops every packet to its B address, without any error. Twenty thousand routes in another
+// table (a host with a full routing table) make the dumps slow enough that this happens in
+// nearly every round; with few routes it happens in about one racing round in twenty, and in
+// one of three starts of ten members at the same moment. The issue asks that ten members can
+// each run a wire at once and that racing starts both work (or one fails cleanly); teardown
+// never touches a running wire. This test asserts that.
+#[test]
+#[ignore = "needs root"]
+fn racing_starts_leave_both_wires_working() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let batch = ns.dir().join("routes.batch");
+    let routes: String = (0..20_000)
+        .map(|i| {
+            format!(
+                "route add 10.{}.{}.0/24 dev lo table 100\n",
+                100 + i / 256,
+                i % 256
+            )
+        })
+        .collect();
+    fs::write(&batch, routes).expect("write routes.batch");
+    ns.sh_ok(&format!("ip -batch {}", p(&batch)));
+    for round in 0..3 {
+        let mut wires = start_together(&ns, &[&MEMBER, member(1)]);
+        let pairs: Vec<Pair> = wires.iter().map(|w| ready_pair(&w.stderr())).collect();
+        assert_disjoint(&ns, &pairs);
+        let mut names: Vec<String> = pairs
+            .iter()
+            .flat_map(|p| [p.a.clone(), p.b.clone()])
+            .collect();
+        names.sort();
+        assert_eq!(
+            our_rule_iifs(&ns, "-4"),
+            names,
+            "round {round}: every running TUN needs its rule; stderr:\n{}\n{}",
+            wires[0].stderr(),
+            wires[1].stderr()
+        );
+        for pair in &pairs {
+            ns.assert_ping(&pair.b_addr);
+        }
+        stop_all(&mut wires);
+        assert_no_wires(&ns);
+    }
+}
+
 #[test]
 #[ignore = "needs root"]
 fn ten_members_each_run_a_wire() {
