@@ -28,6 +28,14 @@ const NOPERM: Option<i32> = Some(77);
 // Private helpers
 // ----------------------------------------------------------------------------------------------
 
+/// A fresh namespace with both binary copies made up front (see
+/// `Netns::prepare_binary_copies`: no "Text file busy" when tests run in parallel).
+fn netns() -> Netns {
+    let ns = Netns::new();
+    ns.prepare_binary_copies();
+    ns
+}
+
 /// Member `i` of ten: 0 is `twmember`, 1..=9 are `twmember2..twmember10`.
 fn member(i: usize) -> &'static TestUser {
     match i {
@@ -384,7 +392,7 @@ fn the_event_monitor_sees_a_change_that_is_undone_at_once() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     // What assert_refused relies on: a TUN that lives for a moment is seen.
     let ((), events) = kernel_events_during(&ns, || {
         ns.sh_ok("ip tuntap add mode tun twx0 && ip tuntap del mode tun twx0");
@@ -408,7 +416,7 @@ fn builtin_policy_refusals_exit_77_and_change_nothing() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     assert!(
         !ns.sh("test -e /etc/tunwire/policy.conf").status.success(),
         "this test needs the built-in policy"
@@ -489,7 +497,7 @@ fn policy_file_refusals_cite_the_file_and_change_nothing() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     host_iface(&ns, "twv0", "10.50.0.1/24");
     // Pools, names and tables that exist only in this file: a start that follows the built-in
     // policy instead would refuse or allow different things.
@@ -577,7 +585,7 @@ fn deny_user_wins_over_allow_group() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     // The deny line comes after the allow line that matches too: it still wins.
     ns.write_file(
         POLICY,
@@ -628,7 +636,7 @@ fn unsafe_policy_file_refuses_every_member_but_not_root() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     // Group-writable: a member of that group could have written it.
     ns.write_file(POLICY, LAB_POLICY, 0o664);
     for i in [0, 1] {
@@ -684,7 +692,7 @@ fn root_needs_force_for_an_address_in_a_host_lan() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     host_iface(&ns, "twv0", "10.50.0.1/24");
     let sides = ["tun0=10.50.0.7", "tun1=10.50.0.8"];
     assert_refused(
@@ -721,7 +729,7 @@ fn root_needs_force_for_the_hosts_own_address() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     host_iface(&ns, "twv0", "10.50.0.1/24");
     let sides = ["tun0=10.50.0.1", "tun1=192.168.13.2"];
     assert_refused(
@@ -753,7 +761,7 @@ fn max_wires_limits_each_member_separately() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     ns.write_file(POLICY, LAB_POLICY, 0o644);
     let mut wires: Vec<Instance> = (0..4).map(|_| ns.up(&[], As::CapUser(&MEMBER))).collect();
     let pairs: Vec<Pair> = wires.iter().map(|w| ready_pair(&w.stderr())).collect();
@@ -798,7 +806,7 @@ fn two_members_get_different_working_pairs() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     let first = ns.up(&[], As::CapUser(&MEMBER));
     assert!(
         first.stderr().contains(
@@ -845,7 +853,7 @@ fn racing_starts_never_share_a_pair() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     // Several rounds: both starts read the same free pair and create TUNs at the same moment.
     for round in 0..5 {
         let mut wires = start_together(&ns, &[&MEMBER, member(1)]);
@@ -889,7 +897,7 @@ fn racing_starts_leave_both_wires_working() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     let batch = ns.dir().join("routes.batch");
     let routes: String = (0..20_000)
         .map(|i| {
@@ -932,7 +940,7 @@ fn ten_members_each_run_a_wire() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     let users: Vec<&TestUser> = (0..10).map(member).collect();
     // One after another (starting at the same moment is racing_starts_leave_both_wires_working);
     // then all ten run at once.
@@ -1002,7 +1010,7 @@ fn list_shows_every_wire_and_its_owner_to_anyone() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     let mut first = ns.up(&[], As::CapUser(&MEMBER));
     let mut second = ns.up(&[], As::CapUser(member(1)));
     let relays = [first.relay_pid(), second.relay_pid()];
@@ -1113,7 +1121,7 @@ fn ip_link_records_the_owner_and_the_supervisor() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     let member_wire = ns.up(&[], As::CapUser(&MEMBER));
     let root_wire = ns.up(&["--user", "twmember2"], As::Root);
     for (w, user, names) in [
@@ -1150,7 +1158,7 @@ fn killed_wires_leave_no_rules_after_the_next_start() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     ns.write_file(
         POLICY,
         "allow group tunwire\npool 192.168.13.0/24\npool fd13::/64\nnames wg*\ntables 13\n",
@@ -1221,7 +1229,7 @@ fn killed_wires_rule_on_a_device_the_admin_creates_later_is_removed() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     let mut tw = ns.up(&["wg0=192.168.13.1", "wg1=192.168.13.2"], As::Root);
     tw.kill_all();
     assert!(
@@ -1266,7 +1274,7 @@ fn sigkill_of_the_supervisor_takes_the_relay_and_the_links() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     let mut tw = ns.up(&[], As::CapUser(&MEMBER));
     let relay = tw.relay_pid();
     assert!(signal(tw.pid(), "KILL"), "kill -9 the supervisor");
@@ -1314,7 +1322,7 @@ fn sigterm_stops_a_wire_whose_capture_pipe_is_full() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     let fifo = ns.dir().join("unread.fifo");
     ns.sh_ok(&format!("mkfifo -m 0600 {}", p(&fifo)));
     // Opened read-write, the FIFO's open does not block, and it has a reader (this very
@@ -1359,7 +1367,7 @@ fn a_fifo_path_as_capture_is_refused_before_setup() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     let dir = ns.dir_for(&MEMBER);
     let fifo = dir.join("cap.fifo");
     ns.sh_ok(&format!(
@@ -1459,7 +1467,7 @@ fn no_tunwire_process_is_ever_dumpable() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     let thief = ns.dir().join("thief.py");
     let stop = ns.dir().join("thief.stop");
     fs::write(&thief, THIEF).expect("write thief.py");
@@ -1522,7 +1530,7 @@ fn the_relay_runs_under_a_seccomp_filter() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     let mut member_wire = ns.up(&[], As::CapUser(&MEMBER));
     let mut root_wire = ns.up(&["--user", "twmember2"], As::Root);
     for tw in [&mut member_wire, &mut root_wire] {
@@ -1562,7 +1570,7 @@ fn audit_lines_go_to_syslog_and_stderr() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     let sock = ns.dir().join("log.sock");
     let log = ns.dir().join("syslog.txt");
     let script = ns.dir().join("syslog.py");
@@ -1642,7 +1650,7 @@ fn under_sudo_user_may_only_name_the_caller() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new();
+    let ns = netns();
     let sudo = |args: &[&str]| {
         let mut cmd = ns.tunwire_cmd(args, As::Root);
         cmd.env("SUDO_USER", MEMBER.name)
