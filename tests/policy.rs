@@ -1404,14 +1404,22 @@ fn a_fifo_path_as_capture_is_refused_before_setup() {
 // Hardening
 // ----------------------------------------------------------------------------------------------
 
-/// Runs as twmember until `argv[1]` exists: takes a pidfd of every process named tunwire and
-/// tries pidfd_getfd on its fds 3..12, then prints what happened.
+/// Runs as twmember until `argv[1]` exists: takes a pidfd of every process named tunwire that
+/// this test process (pid `argv[2]`) started, or whose parent it started (the relays), and
+/// tries pidfd_getfd on its fds 3..12; then prints what happened. Processes of other test
+/// runs on the machine are left alone.
 const THIEF: &str = r#"
 import ctypes, errno, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 SYS_pidfd_open, SYS_pidfd_getfd = 434, 438
 me = os.getuid()
+test = sys.argv[2]
+
+def ppid(pid):
+    return next(l for l in open("/proc/%s/status" % pid) if l.startswith("PPid:")).split()[1]
+
+
 tries = mine = eperm = esrch = 0
 stolen, other = [], {}
 print("thief running", file=sys.stderr, flush=True)
@@ -1421,6 +1429,9 @@ while not os.path.exists(sys.argv[1]):
             continue
         try:
             if open("/proc/%s/comm" % pid).read().strip() != "tunwire":
+                continue
+            parent = ppid(pid)
+            if test not in (parent, ppid(parent)):
                 continue
             uid = int(next(l for l in open("/proc/%s/status" % pid)
                            if l.startswith("Uid:")).split()[1])
@@ -1473,11 +1484,12 @@ fn no_tunwire_process_is_ever_dumpable() {
     fs::write(&thief, THIEF).expect("write thief.py");
     let mut bg = ns.spawn_bg(&format!(
         "exec setpriv --reuid={} --regid={} --init-groups env PATH=/usr/local/bin:/usr/bin:/bin \
-         python3 {} {}",
+         python3 {} {} {}",
         MEMBER.uid,
         MEMBER.gid,
         p(&thief),
-        p(&stop)
+        p(&stop),
+        std::process::id()
     ));
     bg.wait_stderr("thief running", READY_TIMEOUT);
     for i in 0..10 {
