@@ -6,7 +6,8 @@
 //! How the isolation works: `Netns::new` spawns an anchor `unshare --net --mount sleep infinity`.
 //! Inside that anchor's mount namespace it mounts an overlay over /etc (so a test may write
 //! /etc/tunwire/policy.conf), bind-mounts generated copies of /etc/passwd and /etc/group
-//! (adding `twmember`, in 120 extra groups with `tunwire` last, and `twstranger`, in none), and
+//! (adding `twmember`, in 120 extra groups with `tunwire` last, `twstranger`, in none, and
+//! `twmember2..twmember10` (`EXTRA_MEMBERS`), each in its own primary group and `tunwire`), and
 //! mounts a tmpfs on /dev/net with a 0666 `tun` node so test users can open it.
 //! Everything else runs under `nsenter --net=... --mount=...`. Dropping the `Netns` kills every
 //! process in the namespace and the anchor, so the namespace vanishes with all it contains.
@@ -68,6 +69,29 @@ pub const STRANGER: TestUser = TestUser {
     uid: 64002,
     gid: 64002,
 };
+
+/// Nine more members of `tunwire` (`twmember2..twmember10`, uid = gid = 64010 + N), each with a
+/// primary group of its own and `tunwire` as its only supplementary group: for tests that need
+/// several members at once (per-member limits, ten wires of ten owners).
+pub static EXTRA_MEMBERS: [TestUser; 9] = [
+    extra_member("twmember2", 64012),
+    extra_member("twmember3", 64013),
+    extra_member("twmember4", 64014),
+    extra_member("twmember5", 64015),
+    extra_member("twmember6", 64016),
+    extra_member("twmember7", 64017),
+    extra_member("twmember8", 64018),
+    extra_member("twmember9", 64019),
+    extra_member("twmember10", 64020),
+];
+
+const fn extra_member(name: &'static str, id: u32) -> TestUser {
+    TestUser {
+        name,
+        uid: id,
+        gid: id,
+    }
+}
 
 /// Every gid `twmember` has after initgroups: its primary, the 120 extra groups and `tunwire`.
 pub fn member_gids() -> Vec<u32> {
@@ -910,6 +934,13 @@ fn write_fake_accounts(dir: &Path) {
             !file.contains("twmember:") && !file.contains(":64500:"),
             "host {what} already has test names/ids"
         );
+        assert!(
+            EXTRA_MEMBERS
+                .iter()
+                .all(|u| !file.contains(&format!("{}:", u.name))
+                    && !file.contains(&format!(":{}:", u.uid))),
+            "host {what} already has test names/ids"
+        );
     }
     if !passwd.ends_with('\n') {
         passwd.push('\n');
@@ -917,7 +948,7 @@ fn write_fake_accounts(dir: &Path) {
     if !group.ends_with('\n') {
         group.push('\n');
     }
-    for user in [&MEMBER, &STRANGER] {
+    for user in [&MEMBER, &STRANGER].into_iter().chain(EXTRA_MEMBERS.iter()) {
         passwd += &format!(
             "{0}:x:{1}:{2}:tunwire test:/nonexistent:/usr/sbin/nologin\n",
             user.name, user.uid, user.gid
@@ -928,11 +959,52 @@ fn write_fake_accounts(dir: &Path) {
         group += &format!("twg{i:03}:x:{}:{}\n", FIRST_EXTRA_GID + i, MEMBER.name);
     }
     // Last, so that it is the 122nd gid getgrouplist() returns.
-    group += &format!("{ALLOWED_GROUP}:x:{ALLOWED_GID}:{}\n", MEMBER.name);
+    let members: Vec<&str> = std::iter::once(MEMBER.name)
+        .chain(EXTRA_MEMBERS.iter().map(|u| u.name))
+        .collect();
+    group += &format!("{ALLOWED_GROUP}:x:{ALLOWED_GID}:{}\n", members.join(","));
     for (name, text) in [("passwd", passwd), ("group", group)] {
         let mut f = fs::File::create(dir.join(name)).expect("create fake account file");
         f.write_all(text.as_bytes())
             .expect("write fake account file");
         fs::set_permissions(dir.join(name), fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+}
+
+impl Netns {
+    /// Make both copies of the binary (`binary_copy(true)` and `binary_copy(false)`) now, with
+    /// an external `install`: `binary_copy` writes them from this multi-threaded process, and a
+    /// child another test thread forks at that moment inherits the descriptor open for writing
+    /// until it execs, so running the copy can fail with "Text file busy" (ETXTBSY). Seen with
+    /// `--test-threads 4`. Call it right after `Netns::new` in tests that start test users.
+    pub fn prepare_binary_copies(&self) {
+        for (caps, name) in [(true, "bin-cap"), (false, "bin")] {
+            let dir = self.dir().join(name);
+            let bin = dir.join("tunwire");
+            if bin.exists() {
+                continue;
+            }
+            fs::create_dir_all(&dir).expect("create binary dir");
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod bin dir");
+            let out = Command::new("install")
+                .args(["-m", "0755", BIN])
+                .arg(&bin)
+                .output()
+                .expect("run install (coreutils)");
+            assert!(out.status.success(), "install the binary copy: {out:?}");
+            if caps {
+                let out = Command::new("setcap")
+                    .arg("cap_net_admin+ep")
+                    .arg(&bin)
+                    .output()
+                    .expect("run setcap (libcap2-bin)");
+                assert!(out.status.success(), "setcap failed: {out:?}");
+            }
+            assert_eq!(
+                self.binary_copy(caps),
+                bin,
+                "binary_copy must use the prepared copy"
+            );
+        }
     }
 }
