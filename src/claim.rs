@@ -50,7 +50,7 @@ pub fn claim(cfg: &Config, who: Claimant, policy: &Policy, st: &State) -> Result
             .check_wire_count(wires_of(st, who.uid))
             .map_err(deny)?;
     }
-    foreign_table(&cfg, st)?;
+    foreign_table(&cfg, st, who.root)?;
     if cfg.sides_given {
         if !who.root {
             for s in &cfg.sides {
@@ -60,7 +60,7 @@ pub fn claim(cfg: &Config, who: Claimant, policy: &Policy, st: &State) -> Result
                 }
             }
         }
-        conflicts(&cfg, st)?;
+        conflicts(&cfg, st, who.root)?;
         return Ok(vec![cfg]);
     }
     let mut out = Vec::new();
@@ -120,7 +120,7 @@ pub fn wires_of(st: &State, uid: u32) -> u32 {
 }
 
 /// A table with routes tunwire did not put there belongs to someone else.
-fn foreign_table(cfg: &Config, st: &State) -> Result<()> {
+fn foreign_table(cfg: &Config, st: &State, root: bool) -> Result<()> {
     let Some(route) = st
         .routes
         .iter()
@@ -134,14 +134,17 @@ fn foreign_table(cfg: &Config, st: &State) -> Result<()> {
         route.dst,
         dev_of(st, route.oif)
     );
-    overridable(cfg, why)
+    overridable(cfg, why, root)
 }
 
 /// Refuse, unless root forced it: then log it and go on.
-fn overridable(cfg: &Config, why: String) -> Result<()> {
+fn overridable(cfg: &Config, why: String, root: bool) -> Result<()> {
     if cfg.force {
         log::warn!("--force: {why}");
         return Ok(());
+    }
+    if !root {
+        return Err(refused(why));
     }
     Err(refused(format!(
         "{why}\n  hint: root may override this with --force"
@@ -154,7 +157,7 @@ fn dev_of(st: &State, oif: Option<u32>) -> String {
 }
 
 /// The conflicts of the sides of `cfg` with the namespace, as a refusal.
-fn conflicts(cfg: &Config, st: &State) -> Result<()> {
+fn conflicts(cfg: &Config, st: &State, root: bool) -> Result<()> {
     for s in &cfg.sides {
         for a in s.addrs() {
             if let Some(class) = side::special_class(a) {
@@ -166,7 +169,7 @@ fn conflicts(cfg: &Config, st: &State) -> Result<()> {
         }
     }
     match conflict(cfg, st) {
-        Some(why) => overridable(cfg, why),
+        Some(why) => overridable(cfg, why, root),
         None => Ok(()),
     }
 }
@@ -224,7 +227,8 @@ fn table_name(t: u32) -> String {
 pub fn recheck(cfg: &Config, indices: [u32; 2], who: Claimant, policy: &Policy) -> Result<()> {
     let st = State::read()?;
     let first = indices[0].min(indices[1]);
-    for s in &cfg.sides {
+    // Root forced the claim of an address that is elsewhere too: that is not a race.
+    for s in cfg.sides.iter().filter(|_| !cfg.force) {
         for a in s.addrs() {
             if let Some(other) = st
                 .addrs

