@@ -7,12 +7,19 @@ use std::process::ExitCode;
 
 use crate::config::{self, options, Command};
 use crate::error::EXIT_USAGE;
-use crate::{check, list, logging, privilege, run};
+use crate::{check, list, logging, privilege, reader, run};
 
 pub fn main() -> ExitCode {
     if let Err(e) = privilege::never_dumpable() {
         eprintln!("tunwire: error: {e}");
         return ExitCode::from(crate::error::EXIT_FAILURE);
+    }
+    // Wireshark's extcap calls have a grammar of their own, and need no privilege at all.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if crate::extcap::is_call(&args) {
+        privilege::drop_all();
+        logging::init(-1);
+        return finish(crate::extcap::main(&args));
     }
     // Parse and validate everything; nothing touches the kernel before this is whole.
     let read = |path: &std::path::Path| match privilege::sudo_caller() {
@@ -20,7 +27,7 @@ pub fn main() -> ExitCode {
             .unwrap_or_else(|e| Err(e.to_string())),
         None => config::read_file(path),
     };
-    let cfg = match config::parse(std::env::args_os().skip(1), &read) {
+    let cfg = match config::parse(args, &read) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("tunwire: error: {e}\n  try 'tunwire --help'");
@@ -39,12 +46,31 @@ pub fn main() -> ExitCode {
         _ => {}
     }
     logging::init(cfg.verbosity);
+    if matches!(cfg.command, Command::List | Command::Capture) {
+        // Reading needs no privilege: a member's file capability is dropped at once.
+        privilege::drop_all();
+    }
     let result = match cfg.command {
         Command::Check => check::check(&cfg),
         Command::Teardown => run::teardown(&cfg),
         Command::List => list::list(cfg.json),
+        Command::Capture if cfg.capture_cmd.list => reader::list(),
+        Command::Capture => reader::capture(
+            &reader::Request {
+                wire: cfg.capture_cmd.wire.clone(),
+                snaplen: cfg.capture_cmd.snaplen,
+                count: cfg.capture_cmd.count,
+                duration: cfg.capture_cmd.duration,
+            },
+            cfg.capture_cmd.write.as_deref(),
+        ),
         _ => run::start(&cfg),
     };
+    finish(result)
+}
+
+/// The exit status of a command's result; an error is logged first.
+fn finish(result: crate::error::Result<u8>) -> ExitCode {
     ExitCode::from(result.unwrap_or_else(|e| {
         log::error!("{e}");
         e.exit_code()

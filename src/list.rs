@@ -13,6 +13,8 @@ use crate::setup::state::{Link, State};
 #[derive(Debug, Clone)]
 pub struct WireInfo {
     pub sides: [(String, Vec<String>); 2],
+    /// TAP devices: frames are Ethernet.
+    pub ethernet: bool,
     pub table: Option<u32>,
     pub owner: String,
     pub uid: Option<u32>,
@@ -59,6 +61,7 @@ pub fn wires(st: &State) -> Vec<WireInfo> {
                 .map(|r| r.table);
             WireInfo {
                 sides: [side(a), side(b)],
+                ethernet: a.ethernet,
                 table,
                 owner: a.wire_owner().map(|(u, _)| u).unwrap_or_default(),
                 uid: a.owner,
@@ -227,6 +230,7 @@ mod tests {
                 ("tun0".into(), vec!["192.168.13.1".into()]),
                 ("tun1".into(), vec!["192.168.13.2".into()]),
             ],
+            ethernet: false,
             table: Some(13),
             owner: "al\"ice".into(),
             uid: Some(1000),

@@ -326,6 +326,12 @@ fn shrink_bounding(keep: Option<Capability>) -> Result<()> {
     Ok(())
 }
 
+/// Give up every capability, best effort: for the commands that only read (list, capture,
+/// extcap), started through the file capability by a member.
+pub fn drop_all() {
+    let _ = set_caps(&CapsHashSet::new());
+}
+
 /// No tunwire process is ever dumpable: another process of the same user could otherwise
 /// ptrace it or copy its TUN fds with pidfd_getfd. A process started through a file capability
 /// already is not; a root start would be until its setuid.

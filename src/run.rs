@@ -15,6 +15,7 @@ use nix::unistd::{fork, ForkResult, Pid, Uid};
 
 use crate::audit;
 use crate::capture;
+use crate::capture::live::Acl;
 use crate::claim::{self, Claimant};
 use crate::config::{Config, Target};
 use crate::error::{Error, Result, EXIT_FAILURE, EXIT_OK};
@@ -102,7 +103,8 @@ pub fn start(cfg: &Config) -> Result<u8> {
     }
     let steps = wire.steps;
     // Fork while single-threaded: the children, then the supervisor drops its privileges.
-    let children = match spawn(cfg, &id, wire.tuns, &mask, prepared, prog.as_deref()) {
+    let acl = capture_acl(&policy, &id);
+    let children = match spawn(cfg, &id, wire.tuns, &mask, prepared, prog.as_deref(), acl) {
         Ok(children) => children,
         Err(e) => {
             if let Err(undo) = setup::remove_wire(&names, indices) {
@@ -149,6 +151,7 @@ fn spawn(
     mask: &nix::sys::signal::SigSet,
     prepared: Option<capture::Prepared>,
     prog: Option<&std::path::Path>,
+    acl: Acl,
 ) -> Result<Vec<Child>> {
     let ready =
         || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::os("create a ready pipe", e));
@@ -164,6 +167,7 @@ fn spawn(
                 tx,
                 mask,
                 prepared,
+                acl,
             ))
         })?;
         return Ok(vec![Child::new(pid, Kind::Relay, rx)]);
@@ -208,7 +212,7 @@ fn spawn(
         let _ = nix::unistd::close(relay_rx_fd);
         let layout = Layout::Prog(tuns, [ra, rb]);
         exit_code(crate::wire::relay_main(
-            cfg, id, layout, relay_tx, mask, prepared,
+            cfg, id, layout, relay_tx, mask, prepared, acl,
         ))
     });
     let relay_pid = match relay {
@@ -223,6 +227,25 @@ fn spawn(
         Child::new(prog_pid, Kind::Prog, prog_rx),
         Child::new(relay_pid, Kind::Relay, relay_rx),
     ])
+}
+
+/// Who may attach a live capture reader: the owner, and the policy's `capture` users and
+/// groups, resolved now (names that do not exist are left out).
+fn capture_acl(policy: &Policy, id: &Identity) -> Acl {
+    let (users, groups) = policy.capture_readers();
+    Acl {
+        owner: id.uid.as_raw(),
+        users: users
+            .iter()
+            .filter_map(|u| nix::unistd::User::from_name(u).ok().flatten())
+            .map(|u| u.uid.as_raw())
+            .collect(),
+        groups: groups
+            .iter()
+            .filter_map(|g| nix::unistd::Group::from_name(g).ok().flatten())
+            .map(|g| g.gid.as_raw())
+            .collect(),
+    }
 }
 
 /// A child's result as its exit status, logged when it failed.

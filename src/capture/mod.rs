@@ -12,6 +12,7 @@
 //! (counted as lost), never the wire's progress. `record()` does not allocate.
 
 pub mod format;
+pub mod live;
 pub mod ring;
 pub mod sink;
 

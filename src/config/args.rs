@@ -132,15 +132,16 @@ fn parse_command(word: &str) -> Result<Command, String> {
         "teardown" => Command::Teardown,
         "check" => Command::Check,
         "list" | "status" => Command::List,
+        "capture" => Command::Capture,
         // An address where a side was meant: show the right form.
         w if w.parse::<std::net::IpAddr>().is_ok() || w.contains(['.', ':', '/']) => {
             return Err(super::side::missing_name(w))
         }
         other => {
             return Err(format!(
-                "unknown command '{other}' (commands: run, teardown, check, list); sides are \
+            "unknown command '{other}' (commands: run, teardown, check, list, capture); sides are \
                  NAME=ADDR, e.g. tun0=192.168.13.1"
-            ))
+        ))
         }
     })
 }

@@ -37,6 +37,7 @@ pub enum Command {
     Teardown,
     Check,
     List,
+    Capture,
     Help,
     Version,
 }
@@ -106,6 +107,19 @@ pub struct Config {
     pub prog: Option<Vec<OsString>>,
     /// TUN (IP packets) or TAP (Ethernet frames).
     pub mode: Mode,
+    /// `capture`: what to read, where to write it, `--list`.
+    pub capture_cmd: CaptureCmd,
+}
+
+/// The settings of `tunwire capture`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CaptureCmd {
+    pub wire: Option<String>,
+    pub snaplen: u32,
+    pub write: Option<String>,
+    pub count: Option<u64>,
+    pub duration: Option<std::time::Duration>,
+    pub list: bool,
 }
 
 /// The kind of device on both sides.
@@ -234,7 +248,12 @@ fn number<T: std::str::FromStr>(what: &str, s: &str) -> std::result::Result<T, S
     })
 }
 
-fn validate(command: Command, raw: args::Raw) -> std::result::Result<Config, String> {
+fn validate(command: Command, mut raw: args::Raw) -> std::result::Result<Config, String> {
+    let capture_cmd = if command == Command::Capture {
+        capture_command(&mut raw)?
+    } else {
+        CaptureCmd::default()
+    };
     let sides = match raw.sides.len() {
         0 => [
             side::parse_side(DEFAULT_SIDES[0])?,
@@ -335,6 +354,60 @@ fn validate(command: Command, raw: args::Raw) -> std::result::Result<Config, Str
             Some("tap") => Mode::Tap,
             Some(other) => return Err(format!("--mode '{other}' must be 'tun' or 'tap'")),
         },
+        capture_cmd,
+    })
+}
+
+/// `capture [WIRE] [-w FILE|-] [-c COUNT] [--duration SECONDS] [--list]`; the wire's name
+/// leaves the sides.
+fn capture_command(raw: &mut args::Raw) -> std::result::Result<CaptureCmd, String> {
+    let wire = match std::mem::take(&mut raw.sides).as_slice() {
+        [] => None,
+        [name] => {
+            side::check_ifname(name)?;
+            Some(name.clone())
+        }
+        more => {
+            return Err(format!(
+                "capture takes one wire, named by one of its interfaces (got {})",
+                more.join(" ")
+            ))
+        }
+    };
+    let count = match raw.one("count") {
+        Some(s) => Some(number::<u64>("--count", s)?).filter(|&n| n > 0),
+        None => None,
+    };
+    if raw.one("count").is_some() && count.is_none() {
+        return Err("--count must be at least 1".into());
+    }
+    let duration = match raw.one("duration") {
+        Some(s) => {
+            let secs: f64 = s
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v > 0.0 && *v < 1e9)
+                .ok_or_else(|| format!("--duration '{s}' must be a number of seconds above 0"))?;
+            Some(std::time::Duration::from_secs_f64(secs))
+        }
+        None => None,
+    };
+    let snaplen = match raw.one("snaplen") {
+        Some(s) => number::<u32>("--snaplen", s)?,
+        None => DEFAULT_SNAPLEN,
+    };
+    if !(1..=MAX_SNAPLEN).contains(&snaplen) {
+        return Err(format!(
+            "--snaplen {snaplen} is out of range 1-{MAX_SNAPLEN}"
+        ));
+    }
+    Ok(CaptureCmd {
+        wire,
+        snaplen,
+        write: raw.one("write").map(str::to_string),
+        count,
+        duration,
+        list: raw.count("list") > 0,
     })
 }
 

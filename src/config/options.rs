@@ -39,6 +39,10 @@ pub enum Section {
     Wire,
     /// Options of `list`.
     List,
+    /// Options of `capture`.
+    Capture,
+    /// The calls of Wireshark's extcap interface.
+    Extcap,
     /// Options of every command (logging, help).
     General,
 }
@@ -49,6 +53,8 @@ impl Section {
         match self {
             Section::Wire => "Options:",
             Section::List => "List options:",
+            Section::Capture => "Capture options:",
+            Section::Extcap => "Wireshark extcap calls:",
             Section::General => "General options:",
         }
     }
@@ -74,6 +80,12 @@ pub const COMMANDS: &[Cmd] = &[
     Cmd {
         name: "check",
         help: "validate the configuration and print the plan as `ip` commands; change nothing",
+    },
+    Cmd {
+        name: "capture",
+        help: "stream a running wire's packets as pcapng (WIRE: either of its interface names; \
+               it may be left out when one wire runs), for its owner, root, and the policy's \
+               capture readers",
     },
     Cmd {
         name: "list",
@@ -209,6 +221,55 @@ pub const OPTIONS: &[Opt] = &[
         section: Section::List,
     },
     Opt {
+        short: Some('w'),
+        in_file: false,
+        section: Section::Capture,
+        ..wire(
+            "write",
+            "FILE",
+            "write the stream to FILE; `-` writes to stdout, the default when stdout is not a \
+             terminal",
+            None,
+        )
+    },
+    Opt {
+        short: Some('c'),
+        in_file: false,
+        section: Section::Capture,
+        ..wire("count", "COUNT", "stop after COUNT packets", None)
+    },
+    Opt {
+        in_file: false,
+        section: Section::Capture,
+        ..wire("duration", "SECONDS", "stop after SECONDS seconds", None)
+    },
+    Opt {
+        long: "list",
+        short: None,
+        arg: None,
+        help: "show which wires run and whether you may capture them",
+        default: None,
+        takes: Takes::Flag,
+        in_file: false,
+        section: Section::Capture,
+    },
+    extcap("extcap-interfaces", None, "list the running wires as capture interfaces"),
+    extcap("extcap-interface", Some("IF"), "the interface of the calls below"),
+    extcap("extcap-dlts", None, "print the interface's link type"),
+    extcap("extcap-config", None, "print the interface's settings (the snapshot length)"),
+    extcap("capture", None, "capture from the interface into --fifo"),
+    extcap("fifo", Some("PATH"), "the FIFO Wireshark reads the capture from"),
+    extcap(
+        "extcap-capture-filter",
+        Some("F"),
+        "refused when not empty: tunwire takes no capture filter; use a display filter",
+    ),
+    extcap(
+        "extcap-version",
+        Some("V"),
+        "Wireshark's version; accepted, like the other arguments Wireshark adds",
+    ),
+    Opt {
         in_file: false,
         ..wire(
             "config",
@@ -259,6 +320,23 @@ pub const OPTIONS: &[Opt] = &[
     },
 ];
 
+const fn extcap(long: &'static str, arg: Option<&'static str>, help: &'static str) -> Opt {
+    Opt {
+        long,
+        short: None,
+        arg,
+        help,
+        default: None,
+        takes: if arg.is_some() {
+            Takes::Value
+        } else {
+            Takes::Flag
+        },
+        in_file: false,
+        section: Section::Extcap,
+    }
+}
+
 /// The option with this long name.
 pub fn find(long: &str) -> Option<&'static Opt> {
     OPTIONS.iter().find(|o| o.long == long)
@@ -274,6 +352,8 @@ Usage: tunwire [run] [OPTIONS] [A B] [-- PROG [ARGS...]]
        tunwire teardown [OPTIONS] [A B]
        tunwire check [OPTIONS] [A B] [-- PROG [ARGS...]]
        tunwire list [--json]
+       tunwire capture [WIRE] [-w FILE|-] [--snaplen N] [-c COUNT] [--duration SECONDS]
+       tunwire capture --list
 
 A user-space wire between two TUN interfaces: traffic between the two local
 addresses crosses this program instead of lo.
@@ -377,7 +457,13 @@ pub fn usage() -> String {
     item(&mut out, &format!("  {}", SIDES.0), SIDES.1);
     out.push_str("\nProgram:\n");
     item(&mut out, &format!("  {}", PROG.0), PROG.1);
-    for section in [Section::Wire, Section::List, Section::General] {
+    for section in [
+        Section::Wire,
+        Section::Capture,
+        Section::List,
+        Section::Extcap,
+        Section::General,
+    ] {
         out.push('\n');
         out.push_str(section.heading());
         out.push('\n');

@@ -15,6 +15,7 @@ use std::os::fd::OwnedFd;
 use nix::sys::signal::{self, SigHandler, SigSet, Signal};
 
 use crate::capture::format::DataLink;
+use crate::capture::live::{Acl, Live};
 use crate::capture::{self, Capture, Header, Iface};
 use crate::config::impair::Impairment;
 use crate::config::{Config, Mode, PcapFormat};
@@ -40,6 +41,7 @@ pub fn relay_main(
     ready: OwnedFd,
     mask: &SigSet,
     prepared: Option<capture::Prepared>,
+    acl: Acl,
 ) -> Result<()> {
     privilege::drop_relay(id)?;
     seccomp::install()?;
@@ -63,7 +65,20 @@ pub fn relay_main(
     };
     let hdr = if cfg.offload { VNET_HDR_LEN } else { 0 };
     let (ports, legs) = plumb(cfg, layout, hdr, seed);
-    let mut relay = Relay::new(ports, legs, capture);
+    // Live capture readers find the wire by its supervisor's pid (the links' alias).
+    let supervisor = nix::unistd::getppid().as_raw() as u32;
+    let live = match Live::open(supervisor, acl, header(cfg, seed)) {
+        Ok(live) => Some(live),
+        Err(e) => {
+            log::warn!(
+                "live capture is unavailable: cannot listen as {} ({e}); another process took \
+                 the name first",
+                capture::live::socket_name(supervisor)
+            );
+            None
+        }
+    };
+    let mut relay = Relay::new(ports, legs, capture, live);
     relay.on_reload(reloader(cfg.clone(), seed));
     nix::unistd::write(&ready, &[1]).map_err(|e| Error::os("report ready", e))?;
     drop(ready);

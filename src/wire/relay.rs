@@ -17,6 +17,7 @@ use nix::sys::signalfd::SignalFd;
 
 use super::impair::{self, DropCause, Engine, Plan};
 use crate::capture::format::EPB_FLAG_CRC_ERROR;
+use crate::capture::live::Live;
 use crate::capture::{Capture, Meta};
 use crate::config::impair::Impairment;
 use crate::error::{Error, Result};
@@ -66,6 +67,9 @@ pub struct Leg {
 enum Slot {
     Port(usize),
     Signals,
+    /// Live capture: new readers, and each attached one.
+    Listener,
+    Reader(u32),
 }
 
 /// A packet held for its send time.
@@ -116,6 +120,9 @@ pub struct Relay {
     ports: Vec<Port>,
     legs: Vec<Leg>,
     capture: Option<Capture>,
+    live: Option<Live>,
+    /// The reader slots in the event loop.
+    reader_slots: Vec<u32>,
     counters: Vec<Counters>,
     /// Packets read on each leg: the pcapng packet id of its records.
     read: Vec<u64>,
@@ -129,12 +136,19 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(ports: Vec<Port>, legs: Vec<Leg>, capture: Option<Capture>) -> Relay {
+    pub fn new(
+        ports: Vec<Port>,
+        legs: Vec<Leg>,
+        capture: Option<Capture>,
+        live: Option<Live>,
+    ) -> Relay {
         let n = legs.len();
         Relay {
             ports,
             legs,
             capture,
+            live,
+            reader_slots: Vec::new(),
             counters: vec![Counters::default(); n],
             read: vec![0; n],
             queued_bytes: vec![0; n],
@@ -172,6 +186,9 @@ impl Relay {
             }
         }
         ev.set(Slot::Signals, signals.as_fd(), PollFlags::POLLIN);
+        if let Some(live) = &self.live {
+            ev.set(Slot::Listener, live.listener_fd(), PollFlags::POLLIN);
+        }
         loop {
             ev.wait(self.deadline())
                 .map_err(|e| Error::os("poll the wire's ports", e))?;
@@ -184,11 +201,45 @@ impl Relay {
             if let Some(capture) = self.capture.as_mut() {
                 capture.end_batch(Instant::now());
             }
+            self.serve_readers(&mut ev);
             if ev.is_ready(Slot::Signals) {
                 if let Some(sig) = self.on_signal(signals)? {
                     return Ok(sig);
                 }
             }
+        }
+    }
+
+    /// Live capture: accept new readers, take their requests and ends, write what is pending,
+    /// and keep the loop's slots in step (POLLOUT only while a reader has bytes waiting).
+    fn serve_readers(&mut self, ev: &mut EventLoop<Slot>) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        if ev.is_ready(Slot::Listener) {
+            live.accept();
+        }
+        for id in self.reader_slots.clone() {
+            if ev
+                .revents(Slot::Reader(id))
+                .intersects(PollFlags::POLLIN | PollFlags::POLLHUP)
+            {
+                live.on_readable(id);
+            }
+        }
+        live.flush();
+        for id in std::mem::take(&mut self.reader_slots) {
+            if !live.readers.iter().any(|r| r.id == id) {
+                ev.remove(Slot::Reader(id));
+            }
+        }
+        for r in &live.readers {
+            let mut events = PollFlags::POLLIN;
+            if r.pending() {
+                events |= PollFlags::POLLOUT;
+            }
+            ev.set(Slot::Reader(r.id), r.fd(), events);
+            self.reader_slots.push(r.id);
         }
     }
 
@@ -253,9 +304,10 @@ impl Relay {
         id: u64,
         flags: u32,
     ) {
-        let Some(capture) = self.capture.as_mut() else {
+        let live = self.live.as_mut().filter(|l| l.active());
+        if self.capture.is_none() && live.is_none() {
             return;
-        };
+        }
         let l = &self.legs[leg];
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -267,7 +319,12 @@ impl Relay {
             drop_count: None,
             inbound: l.inbound,
         };
-        capture.record(l.iface, now, &self.buf[hdr..n], &meta);
+        if let Some(live) = live {
+            live.record(l.iface, now, &self.buf[hdr..n], &meta);
+        }
+        if let Some(capture) = self.capture.as_mut() {
+            capture.record(l.iface, now, &self.buf[hdr..n], &meta);
+        }
     }
 
     /// Write `buf[..n]` to the leg's destination.
@@ -406,6 +463,9 @@ impl Relay {
             log::info!("impairment changed: {text}");
             if let Some(capture) = self.capture.as_mut() {
                 capture.new_section(&text);
+            }
+            if let Some(live) = self.live.as_mut() {
+                live.new_section(&text);
             }
         }
         if let Some(capture) = self.capture.as_mut() {
