@@ -352,7 +352,8 @@ Usage: tunwire [run] [OPTIONS] [A B] [-- PROG [ARGS...]]
        tunwire teardown [OPTIONS] [A B]
        tunwire check [OPTIONS] [A B] [-- PROG [ARGS...]]
        tunwire list [--json]
-       tunwire capture [WIRE] [-w FILE|-] [--snaplen N] [-c COUNT] [--duration SECONDS]
+       tunwire capture [WIRE] [-w FILE|-] [--snaplen N] [-c COUNT]
+                       [--duration SECONDS]
        tunwire capture --list
 
 A user-space wire between two TUN interfaces: traffic between the two local
