@@ -280,25 +280,15 @@ impl Live {
         let mut i = 0;
         while i < self.readers.len() {
             let r = &mut self.readers[i];
-            let mut done = 0;
-            let mut gone = false;
-            while done < r.buf.len() {
-                match r.sock.write(&r.buf[done..]) {
-                    Ok(0) => break,
-                    Ok(n) => done += n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        gone = true;
-                        break;
-                    }
+            match super::sink::write_nonblocking(&mut r.sock, &r.buf) {
+                Ok(done) => {
+                    r.buf.drain(..done);
+                    i += 1;
                 }
-            }
-            r.buf.drain(..done);
-            if gone {
-                self.remove(i);
-            } else {
-                i += 1;
+                // The reader went away (EPIPE, ECONNRESET).
+                Err(_) => {
+                    self.remove(i);
+                }
             }
         }
     }

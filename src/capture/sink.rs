@@ -184,17 +184,7 @@ impl Output {
 
     /// Write what the (non-blocking) output takes now; returns the bytes written.
     pub fn write_available(&mut self) -> std::io::Result<usize> {
-        let mut done = 0;
-        while done < self.buf.len() {
-            match self.file.write(&self.buf[done..]) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
+        write_nonblocking(&mut self.file, &self.buf)
     }
 
     /// Hand the buffer to the kernel: all of it (blocking), or what a pipe takes now. Returns
@@ -247,6 +237,21 @@ impl Output {
         self.wb_from = self.wb_to;
         self.wb_to = self.flushed;
     }
+}
+
+/// Write as much of `buf` as a non-blocking `out` takes now; returns the bytes written.
+pub fn write_nonblocking(out: &mut impl Write, buf: &[u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match out.write(&buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 #[cfg(test)]

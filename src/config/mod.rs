@@ -392,15 +392,7 @@ fn capture_command(raw: &mut args::Raw) -> std::result::Result<CaptureCmd, Strin
         }
         None => None,
     };
-    let snaplen = match raw.one("snaplen") {
-        Some(s) => number::<u32>("--snaplen", s)?,
-        None => DEFAULT_SNAPLEN,
-    };
-    if !(1..=MAX_SNAPLEN).contains(&snaplen) {
-        return Err(format!(
-            "--snaplen {snaplen} is out of range 1-{MAX_SNAPLEN}"
-        ));
-    }
+    let snaplen = snaplen(raw)?;
     Ok(CaptureCmd {
         wire,
         snaplen,
@@ -438,6 +430,20 @@ fn impairment(
     Ok(specs)
 }
 
+/// --snaplen, shared by the wire's capture and `tunwire capture`.
+fn snaplen(raw: &args::Raw) -> std::result::Result<u32, String> {
+    let snaplen = match raw.one("snaplen") {
+        Some(s) => number::<u32>("--snaplen", s)?,
+        None => DEFAULT_SNAPLEN,
+    };
+    if !(1..=MAX_SNAPLEN).contains(&snaplen) {
+        return Err(format!(
+            "--snaplen {snaplen} is out of range 1-{MAX_SNAPLEN}"
+        ));
+    }
+    Ok(snaplen)
+}
+
 fn capture_config(raw: &args::Raw) -> std::result::Result<Option<CaptureConfig>, String> {
     let format = match raw.one("pcap-format") {
         None | Some("pcapng") => PcapFormat::PcapNg,
@@ -448,15 +454,7 @@ fn capture_config(raw: &args::Raw) -> std::result::Result<Option<CaptureConfig>,
             ))
         }
     };
-    let snaplen = match raw.one("snaplen") {
-        Some(s) => number::<u32>("--snaplen", s)?,
-        None => DEFAULT_SNAPLEN,
-    };
-    if !(1..=MAX_SNAPLEN).contains(&snaplen) {
-        return Err(format!(
-            "--snaplen {snaplen} is out of range 1-{MAX_SNAPLEN}"
-        ));
-    }
+    let snaplen = snaplen(raw)?;
     let max_size = match raw.one("pcap-max-size") {
         Some(s) => Some(parse_size(s).map_err(|e| format!("--pcap-max-size: {e}"))?),
         None => None,

@@ -388,8 +388,15 @@ impl Netns {
         if !bin.exists() {
             fs::create_dir_all(&dir).expect("create binary dir");
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod bin dir");
-            fs::copy(BIN, &bin).expect("copy the binary");
-            fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).expect("chmod binary");
+            // An external `install` writes the copy: written from this multi-threaded process,
+            // a child another test thread forks meanwhile inherits the descriptor open for
+            // writing until it execs, and running the copy fails with "Text file busy".
+            let out = Command::new("install")
+                .args(["-m", "0755", BIN])
+                .arg(&bin)
+                .output()
+                .expect("run install (coreutils)");
+            assert!(out.status.success(), "install the binary copy: {out:?}");
             if caps {
                 let out = Command::new("setcap")
                     .arg("cap_net_admin+ep")
@@ -400,6 +407,14 @@ impl Netns {
             }
         }
         bin
+    }
+
+    /// Make both copies of the binary now, before tests start other threads' test users, so
+    /// that two tests never race to write the same copy.
+    pub fn prepare_binary_copies(&self) {
+        for caps in [true, false] {
+            self.binary_copy(caps);
+        }
     }
 
     /// The binary with `args`, as `who`, inside the namespaces; environment made deterministic
@@ -971,43 +986,5 @@ fn write_fake_accounts(dir: &Path) {
         f.write_all(text.as_bytes())
             .expect("write fake account file");
         fs::set_permissions(dir.join(name), fs::Permissions::from_mode(0o644)).expect("chmod");
-    }
-}
-
-impl Netns {
-    /// Make both copies of the binary (`binary_copy(true)` and `binary_copy(false)`) now, with
-    /// an external `install`: `binary_copy` writes them from this multi-threaded process, and a
-    /// child another test thread forks at that moment inherits the descriptor open for writing
-    /// until it execs, so running the copy can fail with "Text file busy" (ETXTBSY). Seen with
-    /// `--test-threads 4`. Call it right after `Netns::new` in tests that start test users.
-    pub fn prepare_binary_copies(&self) {
-        for (caps, name) in [(true, "bin-cap"), (false, "bin")] {
-            let dir = self.dir().join(name);
-            let bin = dir.join("tunwire");
-            if bin.exists() {
-                continue;
-            }
-            fs::create_dir_all(&dir).expect("create binary dir");
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod bin dir");
-            let out = Command::new("install")
-                .args(["-m", "0755", BIN])
-                .arg(&bin)
-                .output()
-                .expect("run install (coreutils)");
-            assert!(out.status.success(), "install the binary copy: {out:?}");
-            if caps {
-                let out = Command::new("setcap")
-                    .arg("cap_net_admin+ep")
-                    .arg(&bin)
-                    .output()
-                    .expect("run setcap (libcap2-bin)");
-                assert!(out.status.success(), "setcap failed: {out:?}");
-            }
-            assert_eq!(
-                self.binary_copy(caps),
-                bin,
-                "binary_copy must use the prepared copy"
-            );
-        }
     }
 }
