@@ -52,42 +52,65 @@ const UNSECURE: &[&str] = &[
 /// Byte written to the ready pipe just before execve.
 pub const EXEC_MARK: u8 = b'X';
 
-/// Find PROG as a shell would (PATH when the name has no '/'), and check that `id` may
-/// execute it: 127 when it is not there, 126 when it is not executable. Before any change.
+/// Find PROG as a shell would (PATH when the name has no '/': the first file `id` may
+/// execute), with `id`'s file-system credentials: 127 when it is not there, 126 when it is
+/// there but not executable (a directory, no x bit for `id`). Before any change.
 pub fn resolve(prog: &OsStr, id: &Identity) -> Result<PathBuf> {
     let shown = prog.to_string_lossy().into_owned();
     let candidates: Vec<PathBuf> = if prog.as_bytes().contains(&b'/') {
         vec![PathBuf::from(prog)]
     } else {
         let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-        std::env::split_paths(&path)
-            .map(|d| d.join(prog))
-            .filter(|p| p.is_file())
-            .collect()
+        std::env::split_paths(&path).map(|d| d.join(prog)).collect()
     };
-    let Some(found) = candidates.into_iter().find(|p| p.exists()) else {
-        return Err(Error::Program(
-            127,
-            format!("{shown}: command not found (the wire was not set up)"),
-        ));
-    };
-    let c = CString::new(found.as_os_str().as_bytes())
-        .map_err(|_| Error::Program(127, format!("{shown}: not a valid path")))?;
-    // SAFETY: c is a valid NUL-terminated path that outlives the call.
-    let ok = privilege::as_identity(id, || unsafe {
-        libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS)
-    })?;
-    if ok != 0 || found.is_dir() {
-        return Err(Error::Program(
+    let mut refused = None;
+    for found in candidates {
+        match privilege::as_identity(id, || executable(&found))? {
+            Access::Missing => {}
+            Access::Refused => {
+                refused.get_or_insert(found);
+            }
+            Access::Ok => return Ok(found),
+        }
+    }
+    Err(match refused {
+        Some(found) => Error::Program(
             126,
             format!(
                 "{}: permission denied: {} may not execute it (the wire was not set up)",
                 found.display(),
                 id.name
             ),
-        ));
+        ),
+        None => Error::Program(
+            127,
+            format!("{shown}: command not found (the wire was not set up)"),
+        ),
+    })
+}
+
+/// What `executable` found at a path.
+enum Access {
+    Missing,
+    /// There, but not an executable file for the current file-system credentials.
+    Refused,
+    Ok,
+}
+
+fn executable(path: &Path) -> Access {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Access::Missing;
+    };
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return Access::Missing;
+    };
+    // SAFETY: c is a valid NUL-terminated path that outlives the call.
+    let ok = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) };
+    if ok == 0 && meta.is_file() {
+        Access::Ok
+    } else {
+        Access::Refused
     }
-    Ok(found)
 }
 
 /// The child that becomes PROG. Returns only on failure (before or at execve).
