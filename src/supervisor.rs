@@ -26,8 +26,16 @@ use crate::setup::netlink::Netlink;
 use crate::setup::plan::Step;
 use crate::wire::exec::EXEC_MARK;
 
-/// How long a child gets to stop after SIGTERM before SIGKILL.
+/// How long a child gets to stop after SIGTERM before SIGKILL, once the main child ended.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// How long the main child gets to act on a forwarded SIGINT or SIGTERM before SIGKILL (a
+/// second SIGINT or SIGTERM kills at once).
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a link may be down before it is reported: a program that exits closes the TUNs,
+/// and the links go down a moment before its exit is seen.
+const DOWN_GRACE: Duration = Duration::from_millis(300);
 
 /// What a child is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +94,10 @@ pub struct Supervisor {
     plan: Vec<Step>,
     /// Set once a stop signal was forwarded: link changes are then expected.
     stopping: bool,
+    /// When the children get SIGKILL if they have not stopped by then.
+    kill_at: Option<Instant>,
+    /// When the links seen going down are reported, if still down.
+    report_down_at: Option<Instant>,
 }
 
 impl Supervisor {
@@ -111,6 +123,8 @@ impl Supervisor {
             links: indices.map(|i| (i, true)),
             plan,
             stopping: false,
+            kill_at: None,
+            report_down_at: None,
         }
     }
 
@@ -141,9 +155,27 @@ impl Supervisor {
             }
         }
         loop {
-            if let Err(e) = ev.wait(None) {
+            let deadline = [self.kill_at, self.report_down_at]
+                .into_iter()
+                .flatten()
+                .min();
+            if let Err(e) = ev.wait(deadline) {
                 log::error!("{}", Error::os("poll in the supervisor", e));
                 self.signal_all(Signal::SIGTERM);
+            }
+            let now = Instant::now();
+            if self.kill_at.is_some_and(|t| t <= now) {
+                self.kill_at = None;
+                log::warn!(
+                    "{} did not stop within {}s of the signal; killing it",
+                    self.prog_name,
+                    STOP_TIMEOUT.as_secs()
+                );
+                self.signal_all(Signal::SIGKILL);
+            }
+            if self.report_down_at.is_some_and(|t| t <= now) {
+                self.report_down_at = None;
+                self.report_down();
             }
             for i in 0..self.children.len() {
                 if ev.is_ready(Slot::Ready(i)) {
@@ -221,10 +253,8 @@ impl Supervisor {
                 if up {
                     came_up.push(&self.names[i]);
                 } else {
-                    log::warn!(
-                        "{} went down: the wire is cut until it comes up again",
-                        self.names[i]
-                    );
+                    self.report_down_at
+                        .get_or_insert_with(|| Instant::now() + DOWN_GRACE);
                 }
             }
         }
@@ -248,6 +278,21 @@ impl Supervisor {
         }
     }
 
+    /// Warn about links still down, unless the children are ending anyway (a program that
+    /// exits closes the TUNs before its exit can be reaped).
+    fn report_down(&mut self) {
+        self.reap();
+        if self.stopping || self.children.iter().any(|c| c.ended.is_some()) {
+            return;
+        }
+        for (i, _) in self.links.iter().enumerate().filter(|(_, l)| !l.1) {
+            log::warn!(
+                "{} went down: the wire is cut until it comes up again",
+                self.names[i]
+            );
+        }
+    }
+
     fn signal_all(&self, sig: Signal) {
         for c in self.children.iter().filter(|c| c.ended.is_none()) {
             if let Err(e) = kill(c.pid, sig) {
@@ -264,8 +309,14 @@ impl Supervisor {
                 continue;
             };
             match sig {
-                Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP => {
-                    self.stopping |= sig != Signal::SIGHUP;
+                Signal::SIGHUP => self.signal_all(sig),
+                Signal::SIGINT | Signal::SIGTERM if self.stopping => {
+                    log::warn!("{sig} again: killing {}", self.prog_name);
+                    self.signal_all(Signal::SIGKILL);
+                }
+                Signal::SIGINT | Signal::SIGTERM => {
+                    self.stopping = true;
+                    self.kill_at = Some(Instant::now() + STOP_TIMEOUT);
                     self.signal_all(sig);
                 }
                 Signal::SIGUSR1 => {
@@ -289,6 +340,7 @@ impl Supervisor {
                 self.prog_name
             );
             self.stopping = true;
+            self.kill_at.get_or_insert(Instant::now() + STOP_TIMEOUT);
             self.signal_all(Signal::SIGTERM);
         }
         None
