@@ -34,8 +34,8 @@ pub fn start(cfg: &Config) -> Result<u8> {
     if cfg.impaired() && cfg.seed.is_none() {
         cfg.seed = Some(draw_seed()?);
     }
-    if cfg.offload_overridden {
-        log::info!("--offload on ignored: impairment acts on wire-size packets, so offload is off");
+    if let Some(why) = cfg.offload_ignored {
+        log::info!("--offload on ignored: {why}, so offload is off");
     }
     let cfg = &cfg;
     let wanted = if cfg.sides_given {

@@ -99,8 +99,8 @@ pub struct Config {
     pub impair: Vec<impair::ImpairSpec>,
     /// `--seed`; a start draws one when it is not given.
     pub seed: Option<u64>,
-    /// --offload on was given but impairment (or a program) turned it off.
-    pub offload_overridden: bool,
+    /// Why --offload on, given, was turned off (impairment, or a program).
+    pub offload_ignored: Option<&'static str>,
     /// --offload was given.
     pub offload_given: bool,
     /// `-- PROG [ARGS...]`: the prototype that gets the wire.
@@ -225,7 +225,9 @@ where
     if let Some(prog) = prog {
         // The program gets the devices themselves, one raw packet per read: no
         // virtio_net_hdr, so no offload.
-        cfg.offload_overridden |= cfg.offload && cfg.offload_given;
+        if cfg.offload && cfg.offload_given {
+            cfg.offload_ignored = Some("a program reads one raw packet per read");
+        }
         cfg.offload = false;
         cfg.prog = Some(prog);
     }
@@ -315,7 +317,8 @@ fn validate(command: Command, mut raw: args::Raw) -> std::result::Result<Config,
     // would be lost or delayed as a whole, 44 segments at once.
     let impaired = (0..2).any(|i| !impair::merge(&impair, &sides[i].name).is_empty());
     let offload_given = raw.one("offload").is_some();
-    let offload_overridden = impaired && offload && offload_given;
+    let offload_ignored =
+        (impaired && offload && offload_given).then_some("impairment acts on wire-size packets");
     if impaired {
         offload = false;
     }
@@ -346,7 +349,7 @@ fn validate(command: Command, mut raw: args::Raw) -> std::result::Result<Config,
         json: raw.count("json") > 0,
         impair,
         seed,
-        offload_overridden,
+        offload_ignored,
         offload_given,
         prog: None,
         mode: match raw.one("mode") {
