@@ -39,9 +39,9 @@ pub fn check(cfg: &Config) -> Result<u8> {
         Some(p) => Some(crate::wire::exec::resolve(p, &id)?),
         None => None,
     };
-    print!("{}", script(cfg));
+    crate::cli::out(&script(cfg));
     if let Some(path) = prog {
-        print!("{}", crate::wire::exec::describe(cfg, &id.name, &path));
+        crate::cli::out(&crate::wire::exec::describe(cfg, &id.name, &path));
     }
     Ok(EXIT_OK)
 }

@@ -36,11 +36,11 @@ pub fn main() -> ExitCode {
     };
     match cfg.command {
         Command::Help => {
-            print!("{}", options::usage());
+            out(&options::usage());
             return ExitCode::SUCCESS;
         }
         Command::Version => {
-            println!("tunwire {}", env!("CARGO_PKG_VERSION"));
+            out(&format!("tunwire {}\n", env!("CARGO_PKG_VERSION")));
             return ExitCode::SUCCESS;
         }
         _ => {}
@@ -75,4 +75,19 @@ fn finish(result: crate::error::Result<u8>) -> ExitCode {
         log::error!("{e}");
         e.exit_code()
     }))
+}
+
+/// Print `text` to stdout. A reader that went away (`tunwire check | head`) is not an error
+/// and must not panic as `print!` would; another failure is reported once.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => eprintln!("tunwire: warning: cannot write to stdout: {e}"),
+    }
 }

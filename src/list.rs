@@ -83,9 +83,9 @@ pub fn wires(st: &State) -> Vec<WireInfo> {
 pub fn list(json: bool) -> Result<u8> {
     let wires = wires(&State::read()?);
     if json {
-        println!("{}", to_json(&wires));
+        crate::cli::out(&format!("{}\n", to_json(&wires)));
     } else {
-        print!("{}", to_table(&wires));
+        crate::cli::out(&to_table(&wires));
     }
     Ok(EXIT_OK)
 }

@@ -270,11 +270,11 @@ pub fn list() -> Result<u8> {
     let st = State::read()?;
     let all = wires(&st);
     if all.is_empty() {
-        println!("no wire is running");
+        crate::cli::out("no wire is running\n");
     }
     for w in &all {
-        println!(
-            "{} <-> {}  owner {}  capture: {}",
+        crate::cli::out(&format!(
+            "{} <-> {}  owner {}  capture: {}\n",
             w.sides[0].0,
             w.sides[1].0,
             w.owner,
@@ -283,7 +283,7 @@ pub fn list() -> Result<u8> {
                 "no" => "no, you may not attach",
                 _ => "no live capture (a program holds the devices)",
             }
-        );
+        ));
     }
     Ok(EXIT_OK)
 }
