@@ -351,3 +351,186 @@ fn python_example_drops_every_10th_packet_and_tcp_still_delivers() {
     stop_clean(&ns, &mut tw);
     assert_eq!(ns.state(), before, "the state after the stop differs");
 }
+
+// ----------------------------------------------------------------------------------------------
+// 2: tunwire's exit status is the program's
+// ----------------------------------------------------------------------------------------------
+
+/// A 0755 directory in the scratch dir owned by twmember (the relay and PROG write there).
+fn member_dir(ns: &Netns, name: &str) -> PathBuf {
+    let dir = ns.dir().join(name);
+    fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    std::os::unix::fs::chown(&dir, Some(MEMBER.uid), Some(MEMBER.gid)).expect("chown dir");
+    dir
+}
+
+/// No process is left in the namespace (the anchor aside).
+fn assert_nothing_runs(ns: &Netns) {
+    let left: Vec<_> = ns
+        .pids_inside()
+        .into_iter()
+        .filter(|&pid| alive(pid))
+        .map(|pid| (pid, exe_of(pid)))
+        .collect();
+    assert!(left.is_empty(), "processes left in the namespace: {left:?}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn exit_status_is_the_programs() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let before = ns.state();
+    for (who, opts) in [(As::Root, &AS_MEMBER[..]), (As::CapUser(&MEMBER), &[][..])] {
+        for code in [0, 7, 255] {
+            // The program keeps the wire until the test says go, then exits with `code`.
+            let go = ns.dir().join(format!("go-{code}"));
+            let _ = fs::remove_file(&go);
+            let script = format!(
+                "echo up; while [ ! -e {} ]; do sleep 0.05; done; exit {code}",
+                q(p(&go))
+            );
+            let mut tw = up_prog(&ns, &with_prog(opts, &["/bin/sh", "-c", &script]), who);
+            wait_stdout(&mut tw, "up");
+            assert!(
+                ns.has_link("tun0") && ns.has_link("tun1") && !tw.has_exited(),
+                "the wire should be up while the program runs ({who:?})"
+            );
+            fs::write(&go, "").expect("write the go file");
+            let e = tw.wait_exit(EXIT_TIMEOUT);
+            assert_eq!(
+                e.code,
+                Some(code),
+                "`exit {code}` in the program should be tunwire's status ({who:?}): {e}"
+            );
+            assert!(
+                e.stderr.contains(&format!("sh exited with status {code}")),
+                "the log should say how the program ended: {e}"
+            );
+            ns.assert_no_leftovers();
+            assert_eq!(ns.state(), before, "state after `exit {code}` ({who:?})");
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn sigterm_gives_0_when_the_program_handles_it_and_143_when_it_dies_of_it() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let relay = relay_c(&ns);
+    let script = drop_py(&ns);
+    let before = ns.state();
+    // Both examples catch SIGTERM (relay.c SIGINT too) and exit 0; tunwire forwards the
+    // signal and reports that 0.
+    for (prog, exe, sig) in [
+        (vec![p(&relay)], relay.clone(), "TERM"),
+        (vec![p(&relay)], relay.clone(), "INT"),
+        (vec![PYTHON, p(&script)], real(PYTHON), "TERM"),
+    ] {
+        let mut tw = up_prog(&ns, &with_prog(&AS_MEMBER, &prog), As::Root);
+        let pid = prog_pid(&tw, &exe);
+        wait_handles_sigterm(pid);
+        ns.assert_ping(B4);
+        let e = tw.stop(sig);
+        assert_eq!(e.code, Some(0), "SIG{sig} to tunwire running {prog:?}: {e}");
+        assert!(
+            e.stderr.contains("exited with status 0"),
+            "{prog:?} should have exited by itself after the forwarded SIG{sig}: {e}"
+        );
+        assert!(!alive(pid), "{prog:?} outlived tunwire");
+        ns.assert_no_leftovers();
+        assert_eq!(ns.state(), before, "state after stopping {prog:?}");
+    }
+    // A program without a handler dies of the forwarded SIGTERM: 128 + 15.
+    let mut tw = up_prog(
+        &ns,
+        &with_prog(&AS_MEMBER, &["/bin/sleep", "1000"]),
+        As::Root,
+    );
+    let pid = prog_pid(&tw, &real("/bin/sleep"));
+    let e = tw.stop("TERM");
+    assert_eq!(e.code, Some(143), "sleep killed by SIGTERM: {e}");
+    assert!(!alive(pid), "sleep outlived tunwire");
+    ns.assert_no_leftovers();
+    assert_eq!(ns.state(), before, "state after sleep died of SIGTERM");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_program_killed_by_a_signal_gives_128_plus_n_and_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let relay = relay_c(&ns);
+    let pcap = member_dir(&ns, "cap").join("killed.pcapng");
+    let with_pcap = ["--user", MEMBER.name, "--pcap", p(&pcap)];
+    let before = ns.state();
+    for (sig, code, who, opts) in [
+        ("KILL", 137, As::Root, &AS_MEMBER[..]),
+        ("SEGV", 139, As::Root, &AS_MEMBER[..]),
+        ("KILL", 137, As::CapUser(&MEMBER), &[][..]),
+        // With the relay in the path: it must go too.
+        ("KILL", 137, As::Root, &with_pcap[..]),
+    ] {
+        let mut tw = up_prog(&ns, &with_prog(opts, &[p(&relay)]), who);
+        let pid = prog_pid(&tw, &relay);
+        ns.assert_ping(B4);
+        assert!(signal(pid, sig), "kill -{sig} {pid}");
+        let e = tw.wait_exit(EXIT_TIMEOUT);
+        assert_eq!(
+            e.code,
+            Some(code),
+            "relay.c killed by SIG{sig} ({who:?}) should give {code}: {e}"
+        );
+        assert!(
+            e.stderr.contains(&format!("relay was killed by SIG{sig}")),
+            "the log should say how the program ended: {e}"
+        );
+        ns.assert_no_leftovers();
+        assert_nothing_runs(&ns);
+        assert_eq!(
+            ns.state(),
+            before,
+            "state after SIG{sig} to the program ({who:?} {opts:?})"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn sigkill_of_tunwire_takes_the_program_with_it() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let relay = relay_c(&ns);
+    let before = ns.state();
+    let mut tw = up_prog(&ns, &with_prog(&AS_MEMBER, &[p(&relay)]), As::Root);
+    let pid = prog_pid(&tw, &relay);
+    ns.assert_ping(B4);
+    assert!(signal(tw.pid(), "KILL"), "kill -KILL supervisor");
+    let e = tw.wait_exit(EXIT_TIMEOUT);
+    assert_eq!(e.signal, Some(9), "{e}");
+    // The parent-death signal kills the program; with it go the last descriptors.
+    assert!(
+        wait_until(EXIT_TIMEOUT, || !alive(pid)),
+        "the program outlived its supervisor"
+    );
+    assert!(
+        wait_until(EXIT_TIMEOUT, || !ns.has_link("tun0")
+            && !ns.has_link("tun1")),
+        "the TUNs should vanish with the program's descriptors"
+    );
+    assert_nothing_runs(&ns);
+    // Only the rules are left, as after any killed wire; teardown removes them.
+    let e = ns.run_tunwire(&["teardown"], As::Root);
+    assert_eq!(e.code, Some(0), "teardown: {e}");
+    assert_eq!(ns.state(), before, "state after teardown");
+}
