@@ -534,3 +534,249 @@ fn sigkill_of_tunwire_takes_the_program_with_it() {
     assert_eq!(e.code, Some(0), "teardown: {e}");
     assert_eq!(ns.state(), before, "state after teardown");
 }
+
+// ----------------------------------------------------------------------------------------------
+// 3: nothing is left behind, not even by the program's daemonized children
+// ----------------------------------------------------------------------------------------------
+
+/// /proc/PID/fd as a map from descriptor to what it points at.
+fn fds(pid: u32) -> std::collections::BTreeMap<u32, String> {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"))
+        .flatten()
+        .filter_map(|e| {
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            let target = fs::read_link(e.path()).ok()?;
+            Some((fd, target.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+/// The parent pid of `pid` (from /proc/PID/stat), if it exists.
+fn ppid_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The device descriptors `pid` holds (fds that point at /dev/net/tun).
+fn tun_fds(pid: u32) -> Vec<u32> {
+    fds(pid)
+        .into_iter()
+        .filter(|(_, t)| t == "/dev/net/tun")
+        .map(|(fd, _)| fd)
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_daemonized_shell_child_holding_the_devices_is_killed_at_stop() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let relay = relay_c(&ns);
+    let before = ns.state();
+    // The subshell starts a new session with a sleep holding both devices (fd 3 also as its
+    // stdin), and exits: the sleep is an orphan. Then the shell becomes relay.c.
+    let script = format!("(setsid sleep 1000 <&3 &) ; exec {}", q(p(&relay)));
+    let mut tw = up_prog(
+        &ns,
+        &with_prog(&AS_MEMBER, &["/bin/sh", "-c", &script]),
+        As::Root,
+    );
+    let pid = prog_pid(&tw, &relay);
+    let sleep = real("/bin/sleep");
+    // The orphan is the supervisor's now (it is the program's subreaper).
+    let mut daemon = None;
+    assert!(
+        wait_until(READY_TIMEOUT, || {
+            daemon = children(tw.pid())
+                .into_iter()
+                .find(|&c| exe_of(c).as_deref() == Some(&*sleep));
+            daemon.is_some()
+        }),
+        "the daemonized sleep never became the supervisor's child: {:?}",
+        children(tw.pid())
+    );
+    let daemon = daemon.unwrap();
+    assert_eq!(
+        tun_fds(daemon),
+        vec![0, 3, 4],
+        "the daemon should hold both devices: {:?}",
+        fds(daemon)
+    );
+    ns.assert_ping(B4);
+    wait_handles_sigterm(pid);
+    stop_clean(&ns, &mut tw);
+    assert!(
+        !alive(daemon),
+        "the daemonized child outlived the wire: {}",
+        proc_status(daemon)
+            .get("State")
+            .cloned()
+            .unwrap_or_default()
+    );
+    assert_nothing_runs(&ns);
+    assert_eq!(ns.state(), before, "state after the stop");
+}
+
+/// Forks a grandchild in a new session that keeps fds 3 and 4 and sleeps; writes its pid to
+/// argv[2]; then the program itself waits for the file argv[1] and exits 3.
+const PY_DAEMON: &str = r#"
+import os, sys, time
+go, pidfile = sys.argv[1], sys.argv[2]
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open(pidfile + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(pidfile + ".tmp", pidfile)
+        while True:
+            time.sleep(1000)
+    os._exit(0)
+os.wait()
+while not os.path.exists(go):
+    time.sleep(0.05)
+sys.exit(3)
+"#;
+
+#[test]
+#[ignore = "needs root"]
+fn a_python_daemon_holding_the_devices_is_killed_when_the_program_exits() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let script = scratch_file(&ns, "daemon.py", PY_DAEMON, 0o644);
+    let home = member_dir(&ns, "home");
+    let go = ns.dir().join("go");
+    let pidfile = home.join("daemon.pid");
+    let before = ns.state();
+    let mut tw = up_prog(
+        &ns,
+        &with_prog(&AS_MEMBER, &[PYTHON, p(&script), p(&go), p(&pidfile)]),
+        As::Root,
+    );
+    let mut daemon = 0;
+    assert!(
+        wait_until(READY_TIMEOUT, || {
+            daemon = fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            daemon != 0 && ppid_of(daemon) == Some(tw.pid())
+        }),
+        "the python daemon ({daemon}) never became the supervisor's orphan; stderr:\n{}",
+        tw.stderr()
+    );
+    assert_eq!(
+        tun_fds(daemon),
+        vec![3, 4],
+        "the daemon should hold both devices: {:?}",
+        fds(daemon)
+    );
+    let sid = fs::read_to_string(format!("/proc/{daemon}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(") ")?
+                .1
+                .split_whitespace()
+                .nth(3)?
+                .parse::<u32>()
+                .ok()
+        });
+    assert!(
+        sid.is_some() && sid != Some(tw.pid()),
+        "the daemon should be in a session of its own"
+    );
+    assert!(
+        ns.has_link("tun0") && ns.has_link("tun1") && !tw.has_exited(),
+        "the wire should be up while the program runs"
+    );
+    fs::write(&go, "").expect("write the go file");
+    let e = tw.wait_exit(EXIT_TIMEOUT);
+    assert_eq!(e.code, Some(3), "the program's `sys.exit(3)`: {e}");
+    assert!(!alive(daemon), "the daemon outlived the wire");
+    assert_nothing_runs(&ns);
+    ns.assert_no_leftovers();
+    assert_eq!(ns.state(), before, "state after the program exited");
+}
+
+/// Outside the wire (started by the test as twmember): receives two descriptors on an
+/// abstract socket of the namespace and keeps them.
+const PY_HOLDER: &str = r#"
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("\0tunwire-test-holder")
+print("listening", file=sys.stderr, flush=True)
+msg, fds, flags, addr = socket.recv_fds(s, 16, 2)
+print("holding", *[os.readlink(f"/proc/self/fd/{fd}") for fd in fds], flush=True)
+while True:
+    time.sleep(1000)
+"#;
+
+/// The program: hands fds 3 and 4 to the holder, then waits for SIGTERM.
+const PY_SENDER: &str = r#"
+import signal, socket, sys
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect("\0tunwire-test-holder")
+socket.send_fds(s, [b"tun"], [3, 4])
+print("sent", flush=True)
+while True:
+    signal.pause()
+"#;
+
+#[test]
+#[ignore = "needs root"]
+fn devices_handed_to_another_process_are_deleted_at_stop() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let holder_py = scratch_file(&ns, "holder.py", PY_HOLDER, 0o644);
+    let sender_py = scratch_file(&ns, "sender.py", PY_SENDER, 0o644);
+    let before = ns.state();
+    // The same user, but no descendant of tunwire: the subreaper cannot kill it.
+    let mut holder = ns.spawn_bg(&format!(
+        "exec setpriv --reuid={0} --regid={0} --init-groups {PYTHON} {1}",
+        MEMBER.uid,
+        q(p(&holder_py))
+    ));
+    holder.wait_stderr("listening", READY_TIMEOUT);
+    let mut tw = up_prog(
+        &ns,
+        &with_prog(&AS_MEMBER, &[PYTHON, p(&sender_py)]),
+        As::Root,
+    );
+    wait_stdout(&mut tw, "sent");
+    assert!(
+        wait_until(READY_TIMEOUT, || holder.stdout().contains("holding")),
+        "the holder did not get the descriptors: {}{}",
+        holder.stdout(),
+        holder.stderr()
+    );
+    assert_eq!(
+        holder.stdout().trim(),
+        "holding /dev/net/tun /dev/net/tun",
+        "the holder should have both devices"
+    );
+    let pid = prog_pid(&tw, &real(PYTHON));
+    wait_handles_sigterm(pid);
+    let e = stop_clean(&ns, &mut tw);
+    assert!(
+        e.stderr
+            .contains("was still held by another process; deleted it"),
+        "the supervisor should say it deleted the held devices: {e}"
+    );
+    assert!(
+        holder.wait(std::time::Duration::ZERO).code.is_none(),
+        "the holder is outside the wire and should still run"
+    );
+    assert_eq!(ns.state(), before, "state after the stop");
+}
