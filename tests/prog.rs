@@ -780,3 +780,404 @@ fn devices_handed_to_another_process_are_deleted_at_stop() {
     );
     assert_eq!(ns.state(), before, "state after the stop");
 }
+
+// ----------------------------------------------------------------------------------------------
+// 4: the program runs as the relay would
+// ----------------------------------------------------------------------------------------------
+
+const ZERO_CAPS: &str = "0000000000000000";
+
+/// /proc/PID/environ as its entries.
+fn environ(pid: u32) -> Vec<String> {
+    let raw = fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/environ: {e}"));
+    raw.split(|&b| b == 0)
+        .filter(|e| !e.is_empty())
+        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .collect()
+}
+
+fn cap_mask(status: &std::collections::BTreeMap<String, String>, field: &str) -> u64 {
+    let hex = status
+        .get(field)
+        .unwrap_or_else(|| panic!("no {field} in status"));
+    u64::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("{field} {hex:?}: {e}"))
+}
+
+/// Fds 3 and 4 of `pid` are blocking (no O_NONBLOCK in /proc/PID/fdinfo).
+fn assert_blocking(pid: u32) {
+    for fd in [3, 4] {
+        let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).expect("fdinfo");
+        let flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .map(|f| u32::from_str_radix(f.trim(), 8).expect("octal flags"))
+            .expect("flags line");
+        assert_eq!(
+            flags & 0o4000,
+            0,
+            "fd {fd} should be blocking (no O_NONBLOCK)"
+        );
+    }
+}
+
+/// The command line of `tunwire args` as `who`, run from `cwd` by a caller that leaves the
+/// descriptors 3, 4, 5, 7 and 42 open (not close-on-exec) and sets `env`.
+fn tunwire_from(ns: &Netns, cwd: &Path, args: &[&str], who: As, env: &[(&str, &str)]) -> Command {
+    let mut cmd = ns.command("bash");
+    cmd.arg("-c")
+        .arg(
+            r#"cd "$1" && shift && exec 3</dev/null 4</dev/null 5</dev/null 7</dev/null 42</dev/null && exec "$@""#,
+        )
+        .arg("bash")
+        .arg(cwd);
+    match who {
+        As::Root => {
+            cmd.arg(BIN);
+        }
+        As::CapUser(user) | As::User(user) => {
+            cmd.arg("setpriv")
+                .arg(format!("--reuid={}", user.uid))
+                .arg(format!("--regid={}", user.gid))
+                .arg("--init-groups")
+                .arg(ns.binary_copy(matches!(who, As::CapUser(_))));
+        }
+    }
+    cmd.args(args);
+    scrub_env(&mut cmd);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn program_runs_as_the_relay_would(who: As, opts: &[&str]) {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let cwd = ns.dir().join("cwd");
+    fs::create_dir(&cwd).expect("create cwd");
+    fs::set_permissions(&cwd, fs::Permissions::from_mode(0o755)).expect("chmod cwd");
+    // Named relative to the caller's cwd, as a shell would take it.
+    let relay = compile(&ns, "cwd/relay", &example("relay.c"));
+    let env = [
+        ("FOO", "bar"),
+        ("LD_PRELOAD", "libc.so.6"),
+        ("LD_LIBRARY_PATH", "/nonexistent"),
+        ("GCONV_PATH", "/nonexistent"),
+        ("NOTIFY_SOCKET", "@tunwire-test-nobody-listens"),
+        ("LISTEN_FDS", "9"),
+        ("TUNWIRE_MTU", "9000"),
+    ];
+    let cmd = tunwire_from(&ns, &cwd, &with_prog(opts, &["./relay"]), who, &env);
+    let mut tw = start_ready(&ns, cmd);
+    let pid = prog_pid(&tw, &relay);
+    let status = proc_status(pid);
+
+    assert_eq!(status_ids(&status, "Uid"), vec![MEMBER.uid; 4], "Uid");
+    assert_eq!(status_ids(&status, "Gid"), vec![MEMBER.gid; 4], "Gid");
+    let groups: std::collections::BTreeSet<u32> =
+        status_ids(&status, "Groups").into_iter().collect();
+    let want: std::collections::BTreeSet<u32> = member_gids().into_iter().collect();
+    assert_eq!(
+        groups,
+        want,
+        "Groups should be all {} of twmember's gids",
+        want.len()
+    );
+    for field in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+        assert_eq!(
+            status.get(field).map(String::as_str),
+            Some(ZERO_CAPS),
+            "{field}: {status:#?}"
+        );
+    }
+    match who {
+        As::Root => assert_eq!(
+            status.get("CapBnd").map(String::as_str),
+            Some(ZERO_CAPS),
+            "CapBnd after a root start"
+        ),
+        _ => {
+            // Without CAP_SETPCAP the bounding set cannot shrink; it must not grow.
+            let own = cap_mask(&proc_status(std::process::id()), "CapBnd");
+            let bnd = cap_mask(&status, "CapBnd");
+            assert_eq!(bnd & !own, 0, "CapBnd {bnd:016x} grew beyond {own:016x}");
+        }
+    }
+    assert_eq!(status.get("NoNewPrivs").map(String::as_str), Some("1"));
+    // The supervisor blocks the signals it reads from a signalfd; the program gets them.
+    assert_eq!(sig_mask(pid, "SigBlk"), 0, "no signal should stay blocked");
+    assert_eq!(
+        status.get("Seccomp").map(String::as_str),
+        Some("2"),
+        "a seccomp filter"
+    );
+    assert_eq!(
+        fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd"),
+        cwd,
+        "the program's cwd should be the caller's"
+    );
+
+    let fds = fds(pid);
+    assert_eq!(
+        fds.keys().copied().collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4],
+        "exactly 0-4 open, whatever the caller left open: {fds:?}"
+    );
+    assert_eq!(fds[&0], "/dev/null", "stdin: {fds:?}");
+    assert_eq!(fds[&1], p(tw.stdout_path()), "stdout is tunwire's: {fds:?}");
+    assert_eq!(fds[&3], "/dev/net/tun", "fd 3: {fds:?}");
+    assert_eq!(fds[&4], "/dev/net/tun", "fd 4: {fds:?}");
+    assert_blocking(pid);
+
+    let env = environ(pid);
+    for want in [
+        "LISTEN_FDS=2".to_owned(),
+        "LISTEN_FDNAMES=tun0:tun1".to_owned(),
+        format!("LISTEN_PID={pid}"),
+        "TUNWIRE_A=tun0=192.168.13.1".to_owned(),
+        "TUNWIRE_B=tun1=192.168.13.2".to_owned(),
+        "TUNWIRE_MTU=1500".to_owned(),
+        "TUNWIRE_MODE=tun".to_owned(),
+        "FOO=bar".to_owned(),
+    ] {
+        assert!(env.contains(&want), "{want} missing: {env:#?}");
+    }
+    for key in ["LISTEN_FDS", "LISTEN_PID", "TUNWIRE_MTU"] {
+        let n = env
+            .iter()
+            .filter(|e| e.starts_with(&format!("{key}=")))
+            .count();
+        assert_eq!(n, 1, "{key} should appear once: {env:#?}");
+    }
+    for gone in [
+        "LD_PRELOAD=",
+        "LD_LIBRARY_PATH=",
+        "GCONV_PATH=",
+        "NOTIFY_SOCKET=",
+    ] {
+        assert!(
+            !env.iter().any(|e| e.starts_with(gone)),
+            "{gone} from the caller reached the program: {env:#?}"
+        );
+    }
+
+    // The descriptors are the wire's ends.
+    ns.assert_ping(B4);
+    wait_stdout(&mut tw, "read 84 from fd 3");
+    wait_handles_sigterm(pid);
+    stop_clean(&ns, &mut tw);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn program_runs_as_the_relay_would_after_a_root_start() {
+    program_runs_as_the_relay_would(As::Root, &AS_MEMBER);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn program_runs_as_the_relay_would_for_a_member_with_file_caps() {
+    program_runs_as_the_relay_would(As::CapUser(&MEMBER), &[]);
+}
+
+// ----------------------------------------------------------------------------------------------
+// 5: the seccomp filter keeps the devices from outliving the wire
+// ----------------------------------------------------------------------------------------------
+
+/// Tries the ioctls that would make a device outlive the wire (or re-attach a descriptor) on
+/// fds 3 and 4, with arguments that would work without the filter, and prints each result;
+/// TUNGETIFF shows the filter lets harmless requests through and that the fds are the TUNs.
+const TUN_IOCTLS_C: &str = r#"
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void try(int fd, const char *name, unsigned long req, unsigned long arg)
+{
+    long r = syscall(SYS_ioctl, fd, req, arg);
+    if (r < 0)
+        printf("fd %d %s %#lx -> %s\n", fd, name, req, errno == EPERM ? "EPERM" : strerror(errno));
+    else
+        printf("fd %d %s %#lx -> ok\n", fd, name, req);
+}
+
+static void on_term(int sig)
+{
+    (void)sig;
+    _exit(0);
+}
+
+int main(void)
+{
+    signal(SIGTERM, on_term);
+    for (int fd = 3; fd <= 4; fd++) {
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        if (syscall(SYS_ioctl, fd, TUNGETIFF, &ifr) == 0)
+            printf("fd %d TUNGETIFF -> ok %s\n", fd, ifr.ifr_name);
+        else
+            printf("fd %d TUNGETIFF -> %s\n", fd, strerror(errno));
+        struct ifreq newif;
+        memset(&newif, 0, sizeof newif);
+        strcpy(newif.ifr_name, "twescape%d");
+        newif.ifr_flags = IFF_TUN | IFF_NO_PI;
+        struct ifreq queue;
+        memset(&queue, 0, sizeof queue);
+        queue.ifr_flags = IFF_DETACH_QUEUE;
+        try(fd, "TUNSETPERSIST", TUNSETPERSIST, 1);
+        try(fd, "TUNSETOWNER", TUNSETOWNER, 64002);
+        try(fd, "TUNSETGROUP", TUNSETGROUP, 64002);
+        try(fd, "TUNSETIFF", TUNSETIFF, (unsigned long)&newif);
+        try(fd, "TUNSETQUEUE", TUNSETQUEUE, (unsigned long)&queue);
+        try(fd, "TUNSETLINK", TUNSETLINK, 1);
+        /* The kernel reads the request as an unsigned int: high bits must not slip past. */
+        try(fd, "TUNSETPERSIST|1<<32", TUNSETPERSIST | (1UL << 32), 1);
+        try(fd, "TUNSETOWNER|high", TUNSETOWNER | 0xffffffff00000000UL, 64002);
+    }
+    printf("done\n");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+"#;
+
+#[test]
+#[ignore = "needs root"]
+fn seccomp_refuses_the_ioctls_that_would_let_the_devices_outlive_the_wire() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let src = scratch_file(&ns, "tun_ioctls.c", TUN_IOCTLS_C, 0o644);
+    let probe = compile(&ns, "tun_ioctls", &src);
+    let before = ns.state();
+    let mut tw = up_prog(&ns, &with_prog(&[], &[p(&probe)]), As::CapUser(&MEMBER));
+    let out = wait_stdout(&mut tw, "done");
+    let lines: Vec<&str> = out.lines().collect();
+    for (fd, dev) in [(3, "tun0"), (4, "tun1")] {
+        let control = format!("fd {fd} TUNGETIFF -> ok {dev}");
+        assert!(
+            lines.contains(&control.as_str()),
+            "{control:?} (the filter lets other requests through; fd {fd} is {dev}):\n{out}"
+        );
+        for (name, req) in [
+            ("TUNSETPERSIST", 0x4004_54cb_u64),
+            ("TUNSETOWNER", 0x4004_54cc),
+            ("TUNSETGROUP", 0x4004_54ce),
+            ("TUNSETIFF", 0x4004_54ca),
+            ("TUNSETQUEUE", 0x4004_54d9),
+            ("TUNSETLINK", 0x4004_54cd),
+            ("TUNSETPERSIST|1<<32", 0x1_4004_54cb),
+            ("TUNSETOWNER|high", 0xffff_ffff_4004_54cc),
+        ] {
+            let want = format!("fd {fd} {name} {req:#x} -> EPERM");
+            assert!(lines.contains(&want.as_str()), "want {want:?}:\n{out}");
+        }
+    }
+    // Nothing took: not persistent, still owned by the program's user, no new device.
+    for dev in ["tun0", "tun1"] {
+        let link = ns.sh_ok(&format!("ip -d link show dev {dev}"));
+        assert!(
+            link.contains("persist off")
+                && link.contains("user twmember")
+                && !link.contains("twstranger"),
+            "{dev} was changed by the program:\n{link}"
+        );
+    }
+    let links = ns.sh_ok("ip -o link show");
+    assert!(
+        !links.contains("twescape"),
+        "a new device appeared:\n{links}"
+    );
+    let e = stop_clean(&ns, &mut tw);
+    assert!(!e.stderr.contains("still held"), "{e}");
+    assert_eq!(
+        ns.state(),
+        before,
+        "the devices should vanish with the wire"
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// 6: the program can never regain privileges
+// ----------------------------------------------------------------------------------------------
+
+fn program_cannot_regain_privileges(who: As, opts: &[&str]) {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    // A copy of cat with cap_net_admin+ep prints its own capabilities; a setuid-root copy of
+    // id prints its effective uid.
+    let capcat = ns.dir().join("capcat");
+    let suid_id = ns.dir().join("suid-id");
+    ns.sh_ok(&format!(
+        "cp /bin/cat {0} && chmod 0755 {0} && setcap cap_net_admin+ep {0}
+         cp /usr/bin/id {1} && chown root:root {1} && chmod 4755 {1}",
+        q(p(&capcat)),
+        q(p(&suid_id))
+    ));
+    // The copies work outside the wire: the same user gains the capability and uid 0.
+    let setpriv = format!("setpriv --reuid={0} --regid={0} --init-groups", MEMBER.uid);
+    let outside = ns.sh_ok(&format!(
+        "{setpriv} {} /proc/self/status | grep ^CapEff:; {setpriv} {} -u",
+        q(p(&capcat)),
+        q(p(&suid_id))
+    ));
+    assert_eq!(
+        outside, "CapEff:\t0000000000001000\n0\n",
+        "control outside the wire: the file capability and the setuid bit should work"
+    );
+
+    let script = format!(
+        "if setpriv --reuid=0 true 2>/dev/null; then echo 'setpriv: uid 0'; \
+         else echo 'setpriv: refused'; fi
+         if caps=$({} /proc/self/status); then echo \"$caps\" | grep -E '^Cap(Prm|Eff):'; \
+         else echo 'capcat: refused'; fi
+         echo \"suid id: $({} -u)\"
+         echo \"suid id real: $({} -ru)\"",
+        q(p(&capcat)),
+        q(p(&suid_id)),
+        q(p(&suid_id))
+    );
+    let e = ns
+        .start(ns.tunwire_cmd(&with_prog(opts, &["/bin/sh", "-c", &script]), who))
+        .wait_exit(EXIT_TIMEOUT);
+    assert_eq!(e.code, Some(0), "the probe script should finish: {e}");
+    // The file capability either is not granted (NoNewPrivs) or, when the bounding set is
+    // empty (a root start), the kernel refuses to execute a binary it cannot fully grant.
+    let want = |caps: &str| {
+        format!(
+            "setpriv: refused\n{caps}suid id: {0}\nsuid id real: {0}\n",
+            MEMBER.uid
+        )
+    };
+    let ran = want(&format!("CapPrm:\t{ZERO_CAPS}\nCapEff:\t{ZERO_CAPS}\n"));
+    let refused = want("capcat: refused\n");
+    assert!(
+        e.stdout == ran || e.stdout == refused,
+        "inside the wire ({who:?}), want\n{ran}or\n{refused}got: {e}"
+    );
+    ns.assert_no_leftovers();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn program_cannot_regain_privileges_after_a_root_start() {
+    program_cannot_regain_privileges(As::Root, &AS_MEMBER);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn program_cannot_regain_privileges_for_a_member_with_file_caps() {
+    program_cannot_regain_privileges(As::CapUser(&MEMBER), &[]);
+}
