@@ -1181,3 +1181,267 @@ fn program_cannot_regain_privileges_after_a_root_start() {
 fn program_cannot_regain_privileges_for_a_member_with_file_caps() {
     program_cannot_regain_privileges(As::CapUser(&MEMBER), &[]);
 }
+
+// ----------------------------------------------------------------------------------------------
+// 7: --pcap and --impair with a program: tunwire stays in the path
+// ----------------------------------------------------------------------------------------------
+
+/// `tshark -r FILE [-Y FILTER] -T fields -e F...` inside the namespaces: one Vec per frame.
+fn tshark_fields(ns: &Netns, file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut script = format!("tshark -n -r {} -T fields -E separator=/t", q(p(file)));
+    if !filter.is_empty() {
+        script += &format!(" -Y {}", q(filter));
+    }
+    for f in fields {
+        script += &format!(" -e {f}");
+    }
+    ns.sh_ok(&format!("{script} 2>/dev/null"))
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+/// (interface, direction flag, icmp.type, icmp.seq) of every ICMP frame in `file`.
+fn icmp_frames(ns: &Netns, file: &Path) -> Vec<(String, u32, String, String)> {
+    tshark_fields(
+        ns,
+        file,
+        "icmp",
+        &[
+            "frame.interface_name",
+            "frame.packet_flags_direction",
+            "icmp.type",
+            "icmp.seq",
+        ],
+    )
+    .into_iter()
+    .map(|r| {
+        let dir = u32::from_str_radix(r[1].trim_start_matches("0x"), 16)
+            .unwrap_or_else(|e| panic!("direction flag {:?}: {e}", r[1]));
+        (r[0].clone(), dir, r[2].clone(), r[3].clone())
+    })
+    .collect()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn pcap_with_a_program_records_what_it_receives_and_sends() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    // No IPv6 on the TUNs: the pings are the only traffic.
+    ns.sh_ok("sysctl -qw net.ipv6.conf.default.disable_ipv6=1");
+    let relay = relay_c(&ns);
+    let file = member_dir(&ns, "cap").join("prog.pcapng");
+    let before = ns.state();
+    let mut tw = up_prog(
+        &ns,
+        &with_prog(&["--user", MEMBER.name, "--pcap", p(&file)], &[p(&relay)]),
+        As::Root,
+    );
+    let pid = prog_pid(&tw, &relay);
+    // The program gets a socket per side, and tunwire's relay sits between it and the TUNs.
+    let fds = fds(pid);
+    assert_eq!(
+        fds.keys().copied().collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4],
+        "{fds:?}"
+    );
+    for fd in [3, 4] {
+        assert!(fds[&fd].starts_with("socket:["), "fd {fd}: {fds:?}");
+    }
+    assert_blocking(pid);
+    assert_eq!(
+        children(tw.pid()).len(),
+        2,
+        "the supervisor should have two children, the program and the relay"
+    );
+    ns.assert_ping(B4);
+    let out = wait_stdout(&mut tw, "read 84 from fd 4");
+    // Still one packet per read through the sockets.
+    let reads = relay_reads(&out);
+    assert!(
+        reads.iter().all(|&(n, _)| n == 84) && reads.len() >= 6,
+        "relay.c should read each 84-byte packet whole:\n{out}"
+    );
+    wait_handles_sigterm(pid);
+    stop_clean(&ns, &mut tw);
+    assert_eq!(ns.state(), before, "state after the stop");
+
+    let frames = icmp_frames(&ns, &file);
+    for seq in 1..=3 {
+        let seq = seq.to_string();
+        // 8 = echo request, 0 = reply; direction 2 = outbound (the program receives it from
+        // that TUN), 1 = inbound (the program sends it into that TUN).
+        for (iface, dir, kind) in [
+            ("tun0", 2, "8"),
+            ("tun1", 1, "8"),
+            ("tun1", 2, "0"),
+            ("tun0", 1, "0"),
+        ] {
+            let n = frames
+                .iter()
+                .filter(|f| (f.0.as_str(), f.1, f.2.as_str(), &f.3) == (iface, dir, kind, &seq))
+                .count();
+            assert_eq!(
+                n, 1,
+                "icmp type {kind} seq {seq} on {iface} direction {dir} should be recorded once: \
+                 {frames:?}"
+            );
+        }
+    }
+    assert_eq!(frames.len(), 12, "3 pings, 4 records each: {frames:?}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn pcap_to_stdout_sends_the_programs_stdout_to_stderr() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    ns.sh_ok("sysctl -qw net.ipv6.conf.default.disable_ipv6=1");
+    let relay = relay_c(&ns);
+    let mut tw = up_prog(
+        &ns,
+        &with_prog(&["--user", MEMBER.name, "--pcap", "-"], &[p(&relay)]),
+        As::Root,
+    );
+    let pid = prog_pid(&tw, &relay);
+    let fds = fds(pid);
+    assert!(
+        fds[&1] == fds[&2] && fds[&2].ends_with(".err"),
+        "the program's stdout should be tunwire's stderr: {fds:?}"
+    );
+    ns.assert_ping(B4);
+    let mut stderr = String::new();
+    assert!(
+        wait_until(READY_TIMEOUT, || {
+            stderr = tw.stderr();
+            stderr.contains("read 84 from fd 4")
+        }),
+        "the program's output should be on tunwire's stderr:\n{stderr}"
+    );
+    wait_handles_sigterm(pid);
+    stop_clean(&ns, &mut tw);
+    let stdout = tw.stdout();
+    assert!(
+        !String::from_utf8_lossy(&stdout).contains("read 84"),
+        "the program's output must not corrupt the capture on stdout"
+    );
+    let frames = icmp_frames(&ns, tw.stdout_path());
+    assert_eq!(frames.len(), 12, "3 pings, 4 records each: {frames:?}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_dead_relay_in_the_path_stops_the_program_and_fails() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let relay = relay_c(&ns);
+    let file = member_dir(&ns, "cap").join("relay-dies.pcapng");
+    let before = ns.state();
+    let mut tw = up_prog(
+        &ns,
+        &with_prog(&["--user", MEMBER.name, "--pcap", p(&file)], &[p(&relay)]),
+        As::Root,
+    );
+    let pid = prog_pid(&tw, &relay);
+    wait_handles_sigterm(pid);
+    ns.assert_ping(B4);
+    let tunwire = children(tw.pid())
+        .into_iter()
+        .find(|&c| c != pid)
+        .expect("the relay in the path");
+    assert!(signal(tunwire, "KILL"), "kill -KILL the relay");
+    // The wire is cut: tunwire stops the program, which exits 0, yet the instance failed.
+    let e = tw.wait_exit(EXIT_TIMEOUT);
+    assert_eq!(e.code, Some(1), "the relay in the path died: {e}");
+    assert!(
+        e.stderr.contains("the relay ended") && e.stderr.contains("exited with status 0"),
+        "the log should say the relay ended and the program was stopped: {e}"
+    );
+    assert!(!alive(pid), "the program outlived the wire");
+    ns.assert_no_leftovers();
+    assert_nothing_runs(&ns);
+    assert_eq!(ns.state(), before, "state after the relay died");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn impaired_side_never_reaches_the_program() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    ns.sh_ok("sysctl -qw net.ipv6.conf.default.disable_ipv6=1");
+    let relay = relay_c(&ns);
+    let file = member_dir(&ns, "cap").join("loss.pcapng");
+    let mut tw = up_prog(
+        &ns,
+        &with_prog(
+            &[
+                "--user",
+                MEMBER.name,
+                "--pcap",
+                p(&file),
+                "--impair",
+                "tun0: loss 100%",
+            ],
+            &[p(&relay)],
+        ),
+        As::Root,
+    );
+    assert!(
+        tw.stderr().contains("tun0: loss 100%"),
+        "the ready line shows the impairment:\n{}",
+        tw.stderr()
+    );
+    let pid = prog_pid(&tw, &relay);
+    // From tun0: the requests are lost before the program.
+    let (sent, got, text) = ping_counts(&ns, 3, "-i 0.2 -W 1", B4);
+    assert_eq!(
+        (sent, got),
+        (3, 0),
+        "pings from tun0 should all be lost:\n{text}"
+    );
+    // From tun1: the program relays the requests; the replies leave by tun0 and are lost.
+    let (sent, got, text) = ping_counts(&ns, 3, "-i 0.2 -W 1 -I tun1", A4);
+    assert_eq!(
+        (sent, got),
+        (3, 0),
+        "replies through tun0 should be lost:\n{text}"
+    );
+    let out = wait_stdout(&mut tw, "read 84 from fd 4");
+    let reads = relay_reads(&out);
+    assert!(
+        reads.iter().all(|&r| r == (84, 4)) && reads.len() >= 3,
+        "the program should see only tun1's packets, one 84-byte packet per read:\n{out}"
+    );
+    wait_handles_sigterm(pid);
+    let e = stop_clean(&ns, &mut tw);
+    assert!(
+        !e.stdout.contains("from fd 3"),
+        "the program saw a packet of tun0:\n{}",
+        e.stdout
+    );
+    let drops = tshark_fields(
+        &ns,
+        &file,
+        "frame.comment contains \"tunwire: drop loss\"",
+        &["frame.interface_name", "icmp.type"],
+    );
+    let want: Vec<Vec<String>> = [8, 8, 8, 0, 0, 0]
+        .iter()
+        .map(|t| vec!["tun0".to_owned(), t.to_string()])
+        .collect();
+    let mut got = drops.clone();
+    got.sort_by(|a, b| b[1].cmp(&a[1]));
+    assert_eq!(
+        got, want,
+        "3 requests and 3 replies of tun0 recorded as lost: {drops:?}"
+    );
+}
