@@ -1445,3 +1445,159 @@ fn impaired_side_never_reaches_the_program() {
         "3 requests and 3 replies of tun0 recorded as lost: {drops:?}"
     );
 }
+
+// ----------------------------------------------------------------------------------------------
+// 8: a program that cannot be executed: 127 or 126 before any change
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn a_program_that_cannot_be_executed_gives_127_or_126_and_changes_nothing() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let dir = ns.dir();
+    let no_x = scratch_file(&ns, "no-x.sh", "#!/bin/sh\nexit 0\n", 0o644);
+    let root_only = scratch_file(&ns, "root-only.sh", "#!/bin/sh\nexit 0\n", 0o700);
+    let missing = dir.join("missing");
+    let cases: Vec<(&str, i32, &str, &str)> = vec![
+        (p(&missing), 127, p(&missing), "not found"),
+        (
+            "tunwire-test-no-such-program",
+            127,
+            "tunwire-test-no-such-program",
+            "not found",
+        ),
+        (p(&no_x), 126, p(&no_x), "permission denied"),
+        ("/etc/passwd", 126, "/etc/passwd", "permission denied"),
+        (p(dir), 126, p(dir), "permission denied"),
+        // root could run it, but the program runs as twmember.
+        (
+            p(&root_only),
+            126,
+            p(&root_only),
+            "twmember may not execute it",
+        ),
+    ];
+    let before = ns.state();
+    let mut failures = Vec::new();
+    for (who, opts) in [(As::Root, &AS_MEMBER[..]), (As::CapUser(&MEMBER), &[][..])] {
+        for (prog, code, name, why) in &cases {
+            let e = ns.run_tunwire(&with_prog(opts, &[prog, "arg"]), who);
+            let mut wrong = Vec::new();
+            if e.code != Some(*code) {
+                wrong.push(format!("exit {:?}, want {code}", e.code));
+            }
+            if !e.stderr.contains(name) || !e.stderr.contains(why) {
+                wrong.push(format!("the message should name {name} and say {why:?}"));
+            }
+            if !e.stderr.contains("the wire was not set up") {
+                wrong.push("the message should say nothing was set up".to_owned());
+            }
+            if e.stderr.contains("ready:") || e.stderr.contains("panicked") {
+                wrong.push("it got ready, or panicked".to_owned());
+            }
+            if ns.state() != before {
+                wrong.push("the state changed".to_owned());
+            }
+            if !wrong.is_empty() {
+                failures.push(format!("-- {prog} ({who:?}): {}\n{e}", wrong.join("; ")));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_program_that_fails_at_execve_gives_127_or_126_and_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    // Executable, so it passes the check before setup, but execve itself fails: a missing
+    // interpreter (ENOENT, as a shell says 127) and a file of no known format (ENOEXEC, 126).
+    let no_interp = scratch_file(&ns, "no-interp", "#!/nonexistent/interpreter\n", 0o755);
+    let garbage = scratch_file(&ns, "garbage", "\x7fELF but not really\n", 0o755);
+    let before = ns.state();
+    for (prog, code) in [(&no_interp, 127), (&garbage, 126)] {
+        let e = ns.run_tunwire(&with_prog(&AS_MEMBER, &[p(prog)]), As::Root);
+        assert_eq!(e.code, Some(code), "-- {}: {e}", prog.display());
+        assert!(
+            e.stderr
+                .contains(&format!("cannot execute {}", prog.display())),
+            "the message should name {}: {e}",
+            prog.display()
+        );
+        assert!(!e.stderr.contains("ready:"), "never ready: {e}");
+        ns.assert_no_leftovers();
+        assert_eq!(ns.state(), before, "-- {}: state", prog.display());
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// 9: check -- PROG
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn check_with_a_program_prints_the_command_and_changes_nothing() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let relay = relay_c(&ns);
+    let before = ns.state();
+    for (who, opts) in [(As::Root, &AS_MEMBER[..]), (As::CapUser(&MEMBER), &[][..])] {
+        let mut args = vec!["check"];
+        args.extend_from_slice(opts);
+        let e = ns.run_tunwire(&with_prog(&args, &[p(&relay), "-x", "y"]), who);
+        assert_eq!(e.code, Some(0), "check -- relay ({who:?}): {e}");
+        assert!(
+            e.stdout.contains("ip rule add") && e.stdout.contains("iif tun0"),
+            "the plan: {e}"
+        );
+        let then = e
+            .stdout
+            .lines()
+            .position(|l| l.starts_with("# then, as twmember"))
+            .unwrap_or_else(|| panic!("no `# then, as twmember` line ({who:?}): {e}"));
+        let command = e.stdout.lines().nth(then + 1).unwrap_or_default();
+        for needle in [
+            "LISTEN_FDS=2",
+            "LISTEN_FDNAMES=tun0:tun1",
+            "TUNWIRE_A=tun0=192.168.13.1",
+            "TUNWIRE_B=tun1=192.168.13.2",
+            "TUNWIRE_MTU=1500",
+            "TUNWIRE_MODE=tun",
+        ] {
+            assert!(
+                command.contains(needle),
+                "{needle} missing from {command:?}"
+            );
+        }
+        assert!(
+            command.ends_with(&format!("{} -x y", relay.display())),
+            "the command runs the program with its arguments: {command:?}"
+        );
+        assert_eq!(ns.state(), before, "check changed the state ({who:?})");
+    }
+    // With --pcap, the program would get sockets.
+    let e = ns.run_tunwire(
+        &with_prog(&["check", "--pcap", "-"], &[p(&relay)]),
+        As::Root,
+    );
+    assert_eq!(e.code, Some(0), "{e}");
+    assert!(
+        e.stdout.contains("# then, as nobody") && e.stdout.contains("sockets"),
+        "as root without --user the program runs as nobody, on sockets with --pcap: {e}"
+    );
+    for (prog, code) in [("/nonexistent", 127), ("/etc/passwd", 126)] {
+        let e = ns.run_tunwire(&["check", "--", prog], As::Root);
+        assert_eq!(e.code, Some(code), "check -- {prog}: {e}");
+        assert!(e.stderr.contains(prog), "the message names {prog}: {e}");
+        assert!(!e.stdout.contains("# then"), "{e}");
+    }
+    assert_eq!(ns.state(), before, "check changed the state");
+}
