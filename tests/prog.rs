@@ -1601,3 +1601,274 @@ fn check_with_a_program_prints_the_command_and_changes_nothing() {
     }
     assert_eq!(ns.state(), before, "check changed the state");
 }
+
+// ----------------------------------------------------------------------------------------------
+// 10, 11: TAP mode
+// ----------------------------------------------------------------------------------------------
+
+fn tshark_count(ns: &Netns, file: &Path, filter: &str) -> usize {
+    tshark_fields(ns, file, filter, &["frame.number"]).len()
+}
+
+/// (packets, bytes) of the last counter line for `direction` (e.g. "tun0 -> tun1"), from
+/// lines like `tun0 -> tun1: 5 packets, 420 bytes, 0 dropped`.
+fn counter(stderr: &str, direction: &str) -> Option<(u64, u64)> {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains(&format!("{direction}:")))?;
+    let rest = line.split_once(&format!("{direction}:"))?.1;
+    let (mut packets, mut bytes) = (None, None);
+    for part in rest.split(',') {
+        let mut words = part.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some(n), Some("packets")) => packets = n.parse().ok(),
+            (Some(n), Some("bytes")) => bytes = n.parse().ok(),
+            _ => {}
+        }
+    }
+    Some((packets?, bytes?))
+}
+
+/// The MAC address of `dev` (`link/ether XX` of `ip -o link show`).
+fn mac_of_link(ns: &Netns, dev: &str) -> String {
+    let line = ns.sh_ok(&format!("ip -o link show dev {dev}"));
+    line.split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no link/ether address for {dev}: {line}"))
+        .to_owned()
+}
+
+/// `--mode tap` with the dual-stack sides.
+const TAP_DUAL: [&str; 4] = ["--mode", "tap", DUAL[0], DUAL[1]];
+
+/// The fixed MAC of a TAP named `name`, as documented: 02: then 40 bits of the name's hash.
+fn documented_mac(name: &str) -> String {
+    tunwire::setup::plan::mac_text(&tunwire::setup::plan::mac_of(name))
+}
+
+/// `ip [-6] neigh show dev DEV` has `addr lladdr MAC`.
+fn assert_neighbour(ns: &Netns, dev: &str, addr: &str, mac: &str) {
+    let family = if addr.contains(':') { "-6" } else { "-4" };
+    let neigh = ns.sh_ok(&format!("ip {family} neigh show dev {dev}"));
+    assert!(
+        neigh
+            .lines()
+            .any(|l| l.starts_with(&format!("{addr} lladdr {mac}"))),
+        "{dev} should know {addr} at {mac} (the peer's MAC):\n{neigh}"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn tap_mode_carries_ping_ping6_and_five_megabytes_with_fixed_macs() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let (www, sha) = five_mb_site(&ns);
+    let before = ns.state();
+    let mut opts = AS_MEMBER.to_vec();
+    opts.extend(TAP_DUAL);
+    let mut macs = Vec::new();
+    for round in 1..=2 {
+        let mut tw = ns.up(&opts, As::Root);
+        for dev in ["tun0", "tun1"] {
+            let link = ns.sh_ok(&format!("ip -d link show dev {dev}"));
+            assert!(link.contains("tun type tap"), "{dev} is no TAP:\n{link}");
+        }
+        let (mac0, mac1) = (mac_of_link(&ns, "tun0"), mac_of_link(&ns, "tun1"));
+        assert!(
+            mac0.starts_with("02:") && mac1.starts_with("02:") && mac0 != mac1,
+            "locally administered unicast MACs, one per side: {mac0} {mac1}"
+        );
+        assert_eq!(
+            (mac0.clone(), mac1.clone()),
+            (documented_mac("tun0"), documented_mac("tun1")),
+            "the MACs derive from the names"
+        );
+        ns.assert_ping(B4);
+        ns.assert_ping(B6);
+        // Each side resolved the other through the wire (ARP, neighbour discovery).
+        assert_neighbour(&ns, "tun0", B4, &mac1);
+        assert_neighbour(&ns, "tun1", A4, &mac0);
+        assert_neighbour(&ns, "tun0", B6, &mac1);
+        assert_neighbour(&ns, "tun1", A6, &mac0);
+        if round == 1 {
+            assert_five_mb_intact(&ns, &www, &sha, B4, "TAP over IPv4");
+            assert_five_mb_intact(&ns, &www, &sha, B6, "TAP over IPv6");
+        }
+        stop_clean(&ns, &mut tw);
+        assert_eq!(ns.state(), before, "state after TAP round {round}");
+        macs.push((mac0, mac1));
+    }
+    assert_eq!(macs[0], macs[1], "the MACs should be the same on every run");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn tap_capture_is_ethernet_with_arp_neighbour_discovery_and_ip() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let file = member_dir(&ns, "cap").join("tap.pcapng");
+    let mut opts = AS_MEMBER.to_vec();
+    opts.extend(TAP_DUAL);
+    opts.extend(["--pcap", p(&file)]);
+    let mut tw = ns.up(&opts, As::Root);
+    ns.assert_ping(B4);
+    ns.assert_ping(B6);
+    stop_clean(&ns, &mut tw);
+    let info = ns.sh_ok(&format!("capinfos {}", q(p(&file))));
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("File encapsulation:") && l.trim_end().ends_with("Ethernet")),
+        "the capture's link type should be Ethernet:\n{info}"
+    );
+    let mac0 = documented_mac("tun0");
+    let requests = tshark_fields(
+        &ns,
+        &file,
+        "arp.opcode == 1",
+        &["frame.interface_name", "eth.src", "arp.dst.proto_ipv4"],
+    );
+    assert!(
+        requests.contains(&vec!["tun0".to_owned(), mac0.clone(), B4.to_owned()]),
+        "tun0's ARP request for {B4}, from its MAC {mac0}: {requests:?}"
+    );
+    for (filter, what) in [
+        ("arp.opcode == 2".to_owned(), "an ARP reply"),
+        (
+            "icmpv6.type == 135 && icmpv6.nd.ns.target_address == fd13::2".to_owned(),
+            "a neighbour solicitation for fd13::2",
+        ),
+        ("icmpv6.type == 136".to_owned(), "a neighbour advertisement"),
+        (
+            format!("icmp.type == 8 && eth.src == {mac0}"),
+            "an ICMP echo request from tun0's MAC",
+        ),
+        ("icmp.type == 0".to_owned(), "an ICMP echo reply"),
+        (
+            "icmpv6.type == 128 && ipv6.dst == fd13::2".to_owned(),
+            "an ICMPv6 echo request",
+        ),
+        ("icmpv6.type == 129".to_owned(), "an ICMPv6 echo reply"),
+    ] {
+        assert!(
+            tshark_count(&ns, &file, &filter) > 0,
+            "the TAP capture should have {what} ({filter})"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn tap_impairment_loss_stops_pings() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let file = member_dir(&ns, "cap").join("loss.pcapng");
+    let mut opts = AS_MEMBER.to_vec();
+    opts.extend(TAP_DUAL);
+    opts.extend(["--impair", "tun0: loss 100%", "--pcap", p(&file)]);
+    let mut tw = ns.up(&opts, As::Root);
+    for to in [B4, B6] {
+        let out = ns.ping(to);
+        assert!(
+            !out.status.success(),
+            "ping {to} should fail with tun0's frames lost: {out:?}"
+        );
+    }
+    stop_clean(&ns, &mut tw);
+    let lost = tshark_fields(
+        &ns,
+        &file,
+        "frame.comment contains \"tunwire: drop loss\"",
+        &["frame.interface_name", "eth.type"],
+    );
+    assert!(
+        !lost.is_empty() && lost.iter().all(|r| r[0] == "tun0"),
+        "only tun0's frames should be recorded as lost: {lost:?}"
+    );
+    assert!(
+        lost.iter().any(|r| r[1] == "0x0806"),
+        "the lost frames should include ARP: {lost:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn tap_mode_program_relays_ethernet_frames() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let relay = relay_c(&ns);
+    let before = ns.state();
+    let mut opts = AS_MEMBER.to_vec();
+    opts.extend(TAP_DUAL);
+    let mut tw = up_prog(&ns, &with_prog(&opts, &[p(&relay)]), As::Root);
+    let pid = prog_pid(&tw, &relay);
+    let env = environ(pid);
+    for want in [
+        "TUNWIRE_MODE=tap",
+        "TUNWIRE_A=tun0=192.168.13.1,fd13::1",
+        "TUNWIRE_B=tun1=192.168.13.2,fd13::2",
+    ] {
+        assert!(env.iter().any(|e| e == want), "{want} missing: {env:#?}");
+    }
+    ns.assert_ping(B4);
+    ns.assert_ping(B6);
+    // A ping is 84 bytes of IP in 14 bytes of Ethernet header.
+    let out = wait_stdout(&mut tw, "read 98 from fd 4");
+    let reads = relay_reads(&out);
+    for fd in [3, 4] {
+        assert!(
+            reads.iter().filter(|r| **r == (98, fd)).count() >= 3,
+            "relay.c should read whole 98-byte frames from fd {fd}:\n{out}"
+        );
+    }
+    assert!(
+        reads.contains(&(42, 3)),
+        "tun0's ARP request (42 bytes) should cross the program:\n{out}"
+    );
+    wait_handles_sigterm(pid);
+    stop_clean(&ns, &mut tw);
+    assert_eq!(ns.state(), before, "state after the stop");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn tap_mode_with_offload_on_has_vnet_hdr_and_five_megabytes_arrive_intact() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let (www, sha) = five_mb_site(&ns);
+    let mut opts = AS_MEMBER.to_vec();
+    opts.extend(TAP_DUAL);
+    opts.extend(["--offload", "on"]);
+    let mut tw = ns.up(&opts, As::Root);
+    for dev in ["tun0", "tun1"] {
+        let link = ns.sh_ok(&format!("ip -d link show dev {dev}"));
+        assert!(
+            link.contains("tun type tap") && link.contains("vnet_hdr on"),
+            "{dev} should be a TAP with vnet_hdr on:\n{link}"
+        );
+    }
+    assert_five_mb_intact(&ns, &www, &sha, B4, "TAP with offload");
+    assert_five_mb_intact(&ns, &www, &sha, B6, "TAP with offload over IPv6");
+    let e = stop_clean(&ns, &mut tw);
+    // The files went server (tun1) -> client (tun0) in GSO super-packets, so the frames that
+    // crossed are larger than an Ethernet MTU on average.
+    let (packets, bytes) = counter(&e.stderr, "tun1 -> tun0")
+        .unwrap_or_else(|| panic!("no `tun1 -> tun0:` counter line:\n{e}"));
+    assert!(
+        bytes >= 2 * FIVE_MB as u64 && bytes / packets.max(1) > 1514,
+        "with offload on, 10 MiB should cross tun1 -> tun0 in super-packets: {packets} \
+         packets, {bytes} bytes"
+    );
+}
