@@ -1872,3 +1872,73 @@ fn tap_mode_with_offload_on_has_vnet_hdr_and_five_megabytes_arrive_intact() {
          packets, {bytes} bytes"
     );
 }
+
+// ----------------------------------------------------------------------------------------------
+// 8, continued: PROG is looked up on PATH as a shell looks it up
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn a_program_on_path_is_found_as_a_shell_finds_it() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    // Earlier on PATH: a twprog the user may not execute (no x bit; root's only). Later: one
+    // that exits 5. A shell (execvp) skips the first and runs the second.
+    let dirs: Vec<PathBuf> = ["path-no-x", "path-root", "path-ok"]
+        .iter()
+        .map(|d| {
+            let dir = ns.dir().join(d);
+            fs::create_dir(&dir).expect("create PATH dir");
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+            dir
+        })
+        .collect();
+    let prog = |dir: &Path, mode: u32, code: u32| {
+        let path = dir.join("twprog");
+        fs::write(&path, format!("#!/bin/sh\nexit {code}\n")).expect("write twprog");
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod twprog");
+    };
+    prog(&dirs[0], 0o644, 3);
+    prog(&dirs[1], 0o700, 4);
+    prog(&dirs[2], 0o755, 5);
+    let path = format!(
+        "{}:{}:{}:/usr/bin:/bin",
+        p(&dirs[0]),
+        p(&dirs[1]),
+        p(&dirs[2])
+    );
+    // What a shell does with this PATH, as twmember.
+    let shell = ns.sh(&format!(
+        "PATH={path} setpriv --reuid={0} --regid={0} --init-groups /bin/sh -c twprog",
+        MEMBER.uid
+    ));
+    assert_eq!(
+        shell.status.code(),
+        Some(5),
+        "the shell runs the third twprog"
+    );
+    let before = ns.state();
+    for (who, opts) in [(As::Root, &AS_MEMBER[..]), (As::CapUser(&MEMBER), &[][..])] {
+        let mut cmd = ns.tunwire_cmd(&with_prog(opts, &["twprog"]), who);
+        cmd.env("PATH", &path);
+        let e = ns.start(cmd).wait_exit(EXIT_TIMEOUT);
+        assert_eq!(
+            e.code,
+            Some(5),
+            "`-- twprog` should run {}/twprog, the first on PATH twmember may execute, as a \
+             shell does ({who:?}): {e}",
+            dirs[2].display()
+        );
+        ns.assert_no_leftovers();
+        assert_eq!(ns.state(), before, "state ({who:?})");
+    }
+    // Only files the user may not execute: 126, as in a shell.
+    let no_x_only = format!("{}:{}", p(&dirs[0]), p(&dirs[1]));
+    let mut cmd = ns.tunwire_cmd(&with_prog(&AS_MEMBER, &["twprog"]), As::Root);
+    cmd.env("PATH", &no_x_only);
+    let e = ns.start(cmd).wait_exit(EXIT_TIMEOUT);
+    assert_eq!(e.code, Some(126), "{e}");
+    assert_eq!(ns.state(), before, "state after the refusal");
+}
