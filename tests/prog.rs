@@ -1606,10 +1606,6 @@ fn check_with_a_program_prints_the_command_and_changes_nothing() {
 // 10, 11: TAP mode
 // ----------------------------------------------------------------------------------------------
 
-fn tshark_count(ns: &Netns, file: &Path, filter: &str) -> usize {
-    tshark_fields(ns, file, filter, &["frame.number"]).len()
-}
-
 /// (packets, bytes) of the last counter line for `direction` (e.g. "tun0 -> tun1"), from
 /// lines like `tun0 -> tun1: 5 packets, 420 bytes, 0 dropped`.
 fn counter(stderr: &str, direction: &str) -> Option<(u64, u64)> {
@@ -1727,40 +1723,49 @@ fn tap_capture_is_ethernet_with_arp_neighbour_discovery_and_ip() {
             .any(|l| l.starts_with("File encapsulation:") && l.trim_end().ends_with("Ethernet")),
         "the capture's link type should be Ethernet:\n{info}"
     );
-    let mac0 = documented_mac("tun0");
-    let requests = tshark_fields(
+    // One tshark pass; each row: interface, eth.src, ARP opcode and target, ICMP type,
+    // ICMPv6 type, neighbour solicitation target, IPv6 destination.
+    let rows = tshark_fields(
         &ns,
         &file,
-        "arp.opcode == 1",
-        &["frame.interface_name", "eth.src", "arp.dst.proto_ipv4"],
+        "",
+        &[
+            "frame.interface_name",
+            "eth.src",
+            "arp.opcode",
+            "arp.dst.proto_ipv4",
+            "icmp.type",
+            "icmpv6.type",
+            "icmpv6.nd.ns.target_address",
+            "ipv6.dst",
+        ],
     );
-    assert!(
-        requests.contains(&vec!["tun0".to_owned(), mac0.clone(), B4.to_owned()]),
-        "tun0's ARP request for {B4}, from its MAC {mac0}: {requests:?}"
-    );
-    for (filter, what) in [
-        ("arp.opcode == 2".to_owned(), "an ARP reply"),
-        (
-            "icmpv6.type == 135 && icmpv6.nd.ns.target_address == fd13::2".to_owned(),
-            "a neighbour solicitation for fd13::2",
-        ),
-        ("icmpv6.type == 136".to_owned(), "a neighbour advertisement"),
-        (
-            format!("icmp.type == 8 && eth.src == {mac0}"),
-            "an ICMP echo request from tun0's MAC",
-        ),
-        ("icmp.type == 0".to_owned(), "an ICMP echo reply"),
-        (
-            "icmpv6.type == 128 && ipv6.dst == fd13::2".to_owned(),
-            "an ICMPv6 echo request",
-        ),
-        ("icmpv6.type == 129".to_owned(), "an ICMPv6 echo reply"),
-    ] {
+    let mac0 = documented_mac("tun0");
+    let has = |what: &str, want: &[(usize, &str)]| {
         assert!(
-            tshark_count(&ns, &file, &filter) > 0,
-            "the TAP capture should have {what} ({filter})"
+            rows.iter().any(|r| want
+                .iter()
+                .all(|(i, v)| r.get(*i).map(String::as_str) == Some(v))),
+            "the TAP capture should have {what}: {rows:?}"
         );
-    }
+    };
+    has(
+        "tun0's ARP request for 192.168.13.2 from its MAC",
+        &[(0, "tun0"), (1, &mac0), (2, "1"), (3, B4)],
+    );
+    has("an ARP reply", &[(2, "2")]);
+    has(
+        "a neighbour solicitation for fd13::2",
+        &[(5, "135"), (6, B6)],
+    );
+    has("a neighbour advertisement", &[(5, "136")]);
+    has(
+        "an ICMP echo request from tun0's MAC",
+        &[(1, &mac0), (4, "8")],
+    );
+    has("an ICMP echo reply", &[(4, "0")]);
+    has("an ICMPv6 echo request", &[(5, "128"), (7, B6)]);
+    has("an ICMPv6 echo reply", &[(5, "129")]);
 }
 
 #[test]
@@ -1776,10 +1781,11 @@ fn tap_impairment_loss_stops_pings() {
     opts.extend(["--impair", "tun0: loss 100%", "--pcap", p(&file)]);
     let mut tw = ns.up(&opts, As::Root);
     for to in [B4, B6] {
-        let out = ns.ping(to);
-        assert!(
-            !out.status.success(),
-            "ping {to} should fail with tun0's frames lost: {out:?}"
+        let (sent, got, text) = ping_counts(&ns, 3, "-i 0.2 -W 1", to);
+        assert_eq!(
+            (sent, got),
+            (3, 0),
+            "ping {to} should fail with tun0's frames lost:\n{text}"
         );
     }
     stop_clean(&ns, &mut tw);
