@@ -1940,8 +1940,9 @@ fn a_program_on_path_is_found_as_a_shell_finds_it() {
         ns.assert_no_leftovers();
         assert_eq!(ns.state(), before, "state ({who:?})");
     }
-    // Only files the user may not execute: 126, as in a shell.
-    let no_x_only = format!("{}:{}", p(&dirs[0]), p(&dirs[1]));
+    // Only files the user may not execute: 126, as in a shell. (/usr/bin and /bin stay on
+    // PATH for the commands that start tunwire; they hold no twprog.)
+    let no_x_only = format!("{}:{}:/usr/bin:/bin", p(&dirs[0]), p(&dirs[1]));
     let mut cmd = ns.tunwire_cmd(&with_prog(&AS_MEMBER, &["twprog"]), As::Root);
     cmd.env("PATH", &no_x_only);
     let e = ns.start(cmd).wait_exit(EXIT_TIMEOUT);
