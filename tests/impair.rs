@@ -1,0 +1,503 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Integration tests for seeded, reproducible link impairment (`--impair`, `--seed`): the real
+//! binary in a private network + mount namespace per test (see tests/common), traffic only to
+//! 192.168.13.x / fd13:: inside it, measured with the real tools (ping, iperf3, nstat, tshark,
+//! capinfos) and small Python senders and receivers.
+//!
+//! Conventions:
+//! - Receivers listen on 0.0.0.0: a pair address cannot be bound (design.md).
+//! - A receiver stops on an `END` datagram sent over `lo`, never through the wire, and only
+//!   once the relay's counters (SIGUSR1) say every datagram was handled: no idle timeouts.
+//! - The relay writes captures as `twmember` (`--user twmember`, a directory it owns).
+//! - Tests that measure time (RTT, throughput) and tests that load the CPU take `exclusive()`,
+//!   so that two of them never run at once in this binary and a flood never skews a delay.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The two directions, as the counter lines and the capture header name them.
+const FWD: &str = "tun0 -> tun1";
+const REV: &str = "tun1 -> tun0";
+
+/// UDP ports of the receivers (on 0.0.0.0).
+const PORT: u16 = 40013;
+const REV_PORT: u16 = 40014;
+
+/// How long to wait for the relay to handle what was sent (never reached when it works).
+const SETTLE: Duration = Duration::from_secs(20);
+
+// ----------------------------------------------------------------------------------------------
+// Private helpers
+// ----------------------------------------------------------------------------------------------
+
+/// Serialises the tests whose results depend on timing or that load the CPU (see the module
+/// documentation). A test that panicked while holding it does not poison the others.
+fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Quote `s` for bash.
+fn q(s: impl AsRef<str>) -> String {
+    format!("'{}'", s.as_ref().replace('\'', r"'\''"))
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// Receives numbered datagrams on 0.0.0.0:PORT until an `END` datagram; prints the numbers in
+/// arrival order on one line. The big receive buffer (SO_RCVBUFFORCE) keeps a busy machine
+/// from dropping datagrams in the receiver.
+const RECEIVER_PY: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.settimeout(120)
+print("listening", file=sys.stderr, flush=True)
+seqs = []
+while True:
+    data = s.recv(65536)
+    if data == b"END":
+        break
+    seqs.append(data.split(b" ")[0].decode())
+print(" ".join(seqs), flush=True)
+"#;
+
+/// Sends datagrams numbered 1..=COUNT (`N ` then padding to SIZE bytes) to DST:PORT, GAP
+/// seconds apart.
+const SENDER_PY: &str = r#"
+import socket, sys, time
+dst, port, count, gap, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(1, count + 1):
+    head = b"%d " % i
+    s.sendto(head + b"x" * max(0, size - len(head)), (dst, port))
+    if gap > 0:
+        time.sleep(gap)
+"#;
+
+/// Sends SIZE-byte datagrams to DST:PORT for SECS seconds, at most PPS per second (0: as fast
+/// as it can); prints how many it sent.
+const FLOOD_PY: &str = r#"
+import socket, sys, time
+dst, port, secs, size, pps = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+payload = b"f" * size
+n = 0
+start = time.monotonic()
+print("flooding", file=sys.stderr, flush=True)
+while True:
+    for _ in range(64):
+        try:
+            s.sendto(payload, (dst, port))
+            n += 1
+        except OSError:
+            pass
+    now = time.monotonic()
+    if now - start >= secs:
+        break
+    if pps > 0 and n > pps * (now - start):
+        time.sleep(n / pps - (now - start))
+print(n, flush=True)
+"#;
+
+/// Reads and discards datagrams on 0.0.0.0:PORT until killed.
+const SINK_PY: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE
+s.bind(("0.0.0.0", int(sys.argv[1])))
+print("listening", file=sys.stderr, flush=True)
+while True:
+    s.recv(65536)
+"#;
+
+/// Write the Python helper `name` into the test's scratch directory; returns its path.
+fn script(ns: &Netns, name: &str, text: &str) -> PathBuf {
+    let path = ns.dir().join(name);
+    fs::write(&path, text).expect("write python helper");
+    path
+}
+
+/// The receiver on 0.0.0.0:`port`, started and listening.
+fn receiver(ns: &Netns, port: u16) -> Bg {
+    let py = script(ns, "recv.py", RECEIVER_PY);
+    let mut bg = ns.spawn_bg(&format!("exec python3 -u {} {port}", q(p(&py))));
+    bg.wait_stderr("listening", READY_TIMEOUT);
+    bg
+}
+
+/// A sink on 0.0.0.0:`port` (so that datagrams to it cause no ICMP errors), listening.
+fn sink(ns: &Netns, port: u16) -> Bg {
+    let py = script(ns, "sink.py", SINK_PY);
+    let mut bg = ns.spawn_bg(&format!("exec python3 -u {} {port}", q(p(&py))));
+    bg.wait_stderr("listening", READY_TIMEOUT);
+    bg
+}
+
+/// Send datagrams 1..=count of `size` bytes to `dst`:PORT, `gap` seconds apart (blocking).
+fn send_numbered(ns: &Netns, dst: &str, count: u32, gap: f64, size: usize) {
+    let py = script(ns, "send.py", SENDER_PY);
+    ns.sh_ok(&format!(
+        "python3 {} {dst} {PORT} {count} {gap} {size}",
+        q(p(&py))
+    ));
+}
+
+/// Stop the receiver (an `END` over lo, not through the wire) and return the numbers it got,
+/// in arrival order.
+fn finish_receiver(ns: &Netns, mut rx: Bg, port: u16) -> Vec<u32> {
+    ns.sh_ok(&format!("echo -n END > /dev/udp/127.0.0.1/{port}"));
+    let done = rx.wait(EXIT_TIMEOUT);
+    assert_eq!(done.code, Some(0), "receiver: {done}");
+    done.stdout
+        .split_whitespace()
+        .map(|n| {
+            n.parse()
+                .unwrap_or_else(|e| panic!("receiver printed {n:?}: {e}"))
+        })
+        .collect()
+}
+
+/// One direction's `LABEL: N packets, B bytes, D dropped`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Leg {
+    packets: u64,
+    bytes: u64,
+    dropped: u64,
+}
+
+/// One direction's `LABEL impairment: L lost, Q queue full, U duplicated, C corrupted,
+/// R reordered, D delayed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Imp {
+    lost: u64,
+    queue_full: u64,
+    duplicated: u64,
+    corrupted: u64,
+    reordered: u64,
+    delayed: u64,
+}
+
+/// `text` up to its last newline: a line being written is not parsed half-way.
+fn complete(text: &str) -> &str {
+    &text[..text.rfind('\n').map_or(0, |i| i + 1)]
+}
+
+/// "N word, M other words, ..." -> (word, N) pairs; panics on anything else.
+fn numbered_words(line: &str, rest: &str) -> Vec<(String, u64)> {
+    rest.split(',')
+        .map(|part| {
+            let part = part.trim();
+            let (n, word) = part
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("counter {part:?} in {line:?}"));
+            let n = n
+                .parse()
+                .unwrap_or_else(|e| panic!("counter {part:?} in {line:?}: {e}"));
+            (word.to_owned(), n)
+        })
+        .collect()
+}
+
+/// Every `LABEL: ...` counter line of `stderr`, in order.
+fn legs(stderr: &str, label: &str) -> Vec<Leg> {
+    let key = format!(" {label}: ");
+    complete(stderr)
+        .lines()
+        .filter_map(|l| Some((l, l.split_once(&key)?.1)))
+        .map(|(line, rest)| {
+            let mut leg = Leg::default();
+            let words = numbered_words(line, rest);
+            let names: Vec<&str> = words.iter().map(|(w, _)| w.as_str()).collect();
+            assert_eq!(
+                names,
+                ["packets", "bytes", "dropped"],
+                "counter line {line:?}"
+            );
+            (leg.packets, leg.bytes, leg.dropped) = (words[0].1, words[1].1, words[2].1);
+            leg
+        })
+        .collect()
+}
+
+/// Every `LABEL impairment: ...` line of `stderr`, in order.
+fn imps(stderr: &str, label: &str) -> Vec<Imp> {
+    let key = format!(" {label} impairment: ");
+    complete(stderr)
+        .lines()
+        .filter_map(|l| Some((l, l.split_once(&key)?.1)))
+        .map(|(line, rest)| {
+            let words = numbered_words(line, rest);
+            let names: Vec<&str> = words.iter().map(|(w, _)| w.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "lost",
+                    "queue full",
+                    "duplicated",
+                    "corrupted",
+                    "reordered",
+                    "delayed"
+                ],
+                "impairment counter line {line:?}"
+            );
+            let v: Vec<u64> = words.iter().map(|(_, n)| *n).collect();
+            Imp {
+                lost: v[0],
+                queue_full: v[1],
+                duplicated: v[2],
+                corrupted: v[3],
+                reordered: v[4],
+                delayed: v[5],
+            }
+        })
+        .collect()
+}
+
+/// The last counters of one direction in `stderr`: its leg line and, if it has an engine, its
+/// impairment line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dir {
+    leg: Leg,
+    imp: Option<Imp>,
+}
+
+fn last_dir(stderr: &str, label: &str) -> Option<Dir> {
+    Some(Dir {
+        leg: *legs(stderr, label).last()?,
+        imp: imps(stderr, label).last().copied(),
+    })
+}
+
+/// Whether the reverse direction (packets read from tun1) has an engine, so that its counter
+/// dump ends with an impairment line: the ready line names every impaired side.
+fn rev_impaired(stderr: &str) -> bool {
+    stderr
+        .lines()
+        .find(|l| l.contains("ready:"))
+        .is_some_and(|l| l.contains("; tun1: "))
+}
+
+/// SIGUSR1 to the relay; waits for the whole dump of both directions and returns the forward
+/// and reverse counters it shows. (A capture line may follow; see `capture_recorded`.)
+fn usr1(tw: &mut Instance) -> (Dir, Dir) {
+    let text = tw.stderr();
+    let before = legs(&text, REV).len();
+    let rev_engine = rev_impaired(&text);
+    tw.signal_relay("USR1");
+    let mut text = String::new();
+    let dumped = wait_until(SETTLE, || {
+        text = tw.stderr();
+        let rev_legs = legs(&text, REV).len();
+        // The reverse direction is logged last; its impairment line, if any, right after.
+        rev_legs > before && (!rev_engine || imps(&text, REV).len() == rev_legs)
+    });
+    assert!(dumped, "no counters after SIGUSR1 to the relay:\n{text}");
+    (
+        last_dir(&text, FWD).expect("forward counters"),
+        last_dir(&text, REV).expect("reverse counters"),
+    )
+}
+
+/// SIGUSR1 to the relay until `done(forward, reverse)`; returns the last counters.
+fn usr1_until(
+    tw: &mut Instance,
+    what: &str,
+    mut done: impl FnMut(&Dir, &Dir) -> bool,
+) -> (Dir, Dir) {
+    let mut last = None;
+    let ok = wait_until(SETTLE, || {
+        let (f, r) = usr1(tw);
+        last = Some((f, r));
+        done(&f, &r)
+    });
+    let last = last.expect("at least one dump");
+    assert!(
+        ok,
+        "the relay never reported {what}; last counters {last:?}; stderr:\n{}",
+        tw.stderr()
+    );
+    last
+}
+
+/// The counters an exited instance logged last, for both directions.
+fn exit_counters(exited: &Exited) -> (Dir, Dir) {
+    (
+        last_dir(&exited.stderr, FWD).unwrap_or_else(|| panic!("no {FWD} counters:\n{exited}")),
+        last_dir(&exited.stderr, REV).unwrap_or_else(|| panic!("no {REV} counters:\n{exited}")),
+    )
+}
+
+// ----------------------------------------------------------------------------------------------
+// 1 + 2: seeded loss drops the same datagrams, whatever the other direction carries
+// ----------------------------------------------------------------------------------------------
+
+/// What one run of `count` numbered datagrams from 192.168.13.1 to 192.168.13.2 showed.
+struct UdpRun {
+    /// Sequence numbers that arrived, in arrival order.
+    received: Vec<u32>,
+    fwd: Dir,
+    rev: Dir,
+    /// Datagrams the reverse flood sent (0 without one).
+    flood_sent: u64,
+}
+
+/// Start a wire with `args`, send `count` paced datagrams forward (with a concurrent flood
+/// from 192.168.13.2 to 192.168.13.1 when `flood`), wait until the relay handled every one,
+/// stop the wire cleanly and report.
+fn udp_run(ns: &Netns, args: &[&str], count: u32, flood: bool) -> UdpRun {
+    let mut tw = ns.up(args, As::Root);
+    let rx = receiver(ns, PORT);
+    // The flood needs a listener: datagrams to a closed port would send ICMP errors the other
+    // way, through the direction under test.
+    let _sink = flood.then(|| sink(ns, REV_PORT));
+    let mut flooder = flood.then(|| {
+        let py = script(ns, "flood.py", FLOOD_PY);
+        let mut bg = ns.spawn_bg(&format!(
+            "exec python3 -u {} {A4} {REV_PORT} 2 64 20000",
+            q(p(&py))
+        ));
+        bg.wait_stderr("flooding", READY_TIMEOUT);
+        bg
+    });
+    // ~0.6 s for 1000 datagrams: paced so that no queue on the way overflows.
+    send_numbered(ns, B4, count, 0.0005, 64);
+    // Every datagram read from tun0 was either written to tun1 or dropped by the engine.
+    usr1_until(&mut tw, "every datagram handled", |f, _| {
+        let imp = f.imp.unwrap_or_default();
+        f.leg.packets + f.leg.dropped + imp.lost + imp.queue_full >= u64::from(count)
+    });
+    let received = finish_receiver(ns, rx, PORT);
+    let flood_sent = match flooder.as_mut() {
+        Some(bg) => {
+            let done = bg.wait(EXIT_TIMEOUT);
+            assert_eq!(done.code, Some(0), "flood: {done}");
+            done.stdout.trim().parse().expect("flood count")
+        }
+        None => 0,
+    };
+    let exited = stop_clean(ns, &mut tw);
+    let (fwd, rev) = exit_counters(&exited);
+    UdpRun {
+        received,
+        fwd,
+        rev,
+        flood_sent,
+    }
+}
+
+/// Checks one run of 1000 datagrams under `loss 10%`: about 900 arrive, and exactly those the
+/// engine did not drop (nothing else lost them). Returns the set that arrived.
+fn check_loss_run(run: &UdpRun, what: &str) -> BTreeSet<u32> {
+    let imp = run
+        .fwd
+        .imp
+        .unwrap_or_else(|| panic!("{what}: no {FWD} impairment counters"));
+    let got: BTreeSet<u32> = run.received.iter().copied().collect();
+    eprintln!(
+        "{what}: {} of 1000 arrived; {FWD} {:?}; {REV} {:?}; flood sent {}",
+        got.len(),
+        run.fwd,
+        run.rev,
+        run.flood_sent
+    );
+    assert_eq!(
+        got.len(),
+        run.received.len(),
+        "{what}: a datagram arrived twice"
+    );
+    assert!(
+        got.iter().all(|s| (1..=1000).contains(s)),
+        "{what}: unexpected sequence numbers {got:?}"
+    );
+    assert!(
+        (850..=950).contains(&got.len()),
+        "{what}: loss 10% let {} of 1000 through, want 850..=950",
+        got.len()
+    );
+    assert_eq!(
+        (imp.lost, imp.queue_full, run.fwd.leg.dropped),
+        (1000 - got.len() as u64, 0, 0),
+        "{what}: every missing datagram must be one the engine lost (lost, queue full, write \
+         drops); counters {:?}",
+        run.fwd
+    );
+    assert_eq!(
+        run.fwd.leg.packets,
+        got.len() as u64,
+        "{what}: {:?}",
+        run.fwd
+    );
+    got
+}
+
+#[test]
+#[ignore = "needs root"]
+fn seeded_loss_drops_the_same_datagrams_in_every_run() {
+    if !require_root() {
+        return;
+    }
+    let args = ["--seed", "7", "--impair", "tun0: loss 10%"];
+    let ns = Netns::new();
+    let first = udp_run(&ns, &args, 1000, false);
+    let second = udp_run(&ns, &args, 1000, false);
+    let a = check_loss_run(&first, "run 1");
+    let b = check_loss_run(&second, "run 2");
+    let only_a: Vec<_> = a.difference(&b).collect();
+    let only_b: Vec<_> = b.difference(&a).collect();
+    assert!(
+        only_a.is_empty() && only_b.is_empty(),
+        "--seed 7 must drop the same datagrams in both runs; only run 1 got {only_a:?}, only \
+         run 2 got {only_b:?}"
+    );
+    // The reverse direction has no impairment: no engine, no impairment line.
+    assert_eq!(first.rev.imp, None, "{:?}", first.rev);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn traffic_the_other_way_does_not_change_this_directions_drops() {
+    if !require_root() {
+        return;
+    }
+    let _x = exclusive();
+    // Both directions impaired, so the flood draws from the reverse direction's streams: the
+    // forward decisions must not move.
+    let args = ["--seed", "7", "--impair", "loss 10%"];
+    let ns = Netns::new();
+    let quiet = udp_run(&ns, &args, 1000, false);
+    let flooded = udp_run(&ns, &args, 1000, true);
+    let a = check_loss_run(&quiet, "without reverse traffic");
+    let b = check_loss_run(&flooded, "with a reverse flood");
+    assert_eq!(
+        quiet.rev.leg.packets, 0,
+        "no reverse traffic in the quiet run: {:?}",
+        quiet.rev
+    );
+    let rev_imp = flooded.rev.imp.expect("reverse impairment counters");
+    let rev_read =
+        flooded.rev.leg.packets + flooded.rev.leg.dropped + rev_imp.lost + rev_imp.queue_full;
+    assert!(
+        flooded.flood_sent >= 10_000 && rev_read >= 10_000 && rev_imp.lost >= 500,
+        "the flood should have crossed the reverse direction and drawn from its loss stream: \
+         sent {}, counters {:?}",
+        flooded.flood_sent,
+        flooded.rev
+    );
+    let only_a: Vec<_> = a.difference(&b).collect();
+    let only_b: Vec<_> = b.difference(&a).collect();
+    assert!(
+        only_a.is_empty() && only_b.is_empty(),
+        "reverse traffic changed the forward drops: only the quiet run got {only_a:?}, only the \
+         flooded run got {only_b:?}"
+    );
+}
