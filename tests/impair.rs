@@ -337,6 +337,63 @@ fn exit_counters(exited: &Exited) -> (Dir, Dir) {
     )
 }
 
+/// Real-time scheduling (SCHED_FIFO) for the relay, so that RTTs measure the configured delays
+/// and not how long a busy machine (other tests, other users) keeps the relay waiting for a
+/// CPU. The relay only polls, so it cannot hog one.
+fn realtime(ns: &Netns, tw: &mut Instance) {
+    let relay = tw.relay_pid();
+    ns.sh_ok(&format!("chrt -f -p 10 {relay}"));
+}
+
+/// `ping -c COUNT -i INTERVAL` to 192.168.13.2, at real-time priority like the relay (see
+/// `realtime`); returns the RTT of each reply (ms, duplicates left out) and ping's own mdev
+/// (ms). Asserts every reply came back.
+fn ping_rtts(ns: &Netns, count: u32, interval: f64) -> (Vec<f64>, f64) {
+    let out = ns.sh(&format!(
+        "chrt -f 10 ping -4 -n -W 2 -c {count} -i {interval} {B4}"
+    ));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success()
+            && text.contains(&format!("{count} packets transmitted, {count} received")),
+        "ping -c {count} -i {interval} {B4} failed ({}):\n{text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rtts: Vec<f64> = text
+        .lines()
+        .filter(|l| l.contains("icmp_seq=") && !l.contains("DUP!"))
+        .map(|l| {
+            let t = l
+                .split_once("time=")
+                .and_then(|(_, r)| r.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no time= in {l:?}"));
+            t.parse()
+                .unwrap_or_else(|e| panic!("time {t:?} in {l:?}: {e}"))
+        })
+        .collect();
+    assert_eq!(rtts.len(), count as usize, "one RTT per reply:\n{text}");
+    // rtt min/avg/max/mdev = 0.041/0.052/0.069/0.010 ms
+    let mdev = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rtt min/avg/max/mdev = "))
+        .and_then(|r| r.split(['/', ' ']).nth(3))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no rtt summary in:\n{text}"));
+    (rtts, mdev)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Sorted copy.
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s
+}
+
 // ----------------------------------------------------------------------------------------------
 // 1 + 2: seeded loss drops the same datagrams, whatever the other direction carries
 // ----------------------------------------------------------------------------------------------
@@ -499,5 +556,164 @@ fn traffic_the_other_way_does_not_change_this_directions_drops() {
         only_a.is_empty() && only_b.is_empty(),
         "reverse traffic changed the forward drops: only the quiet run got {only_a:?}, only the \
          flooded run got {only_b:?}"
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// 3: delay and jitter, measured by ping
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn delay_adds_its_time_to_the_rtt() {
+    if !require_root() {
+        return;
+    }
+    let _x = exclusive();
+    let ns = Netns::new();
+    // Baseline: the same wire without impairment.
+    let mut tw = ns.up(&[], As::Root);
+    realtime(&ns, &mut tw);
+    let (base, _) = ping_rtts(&ns, 10, 0.02);
+    stop_clean(&ns, &mut tw);
+    let base_avg = mean(&base);
+    assert!(
+        base_avg < 2.0,
+        "the bare wire's RTT should be well under 2 ms: {base:?}"
+    );
+
+    let mut tw = ns.up(&["--seed", "1", "--impair", "tun0: delay 50ms"], As::Root);
+    realtime(&ns, &mut tw);
+    let (rtts, _) = ping_rtts(&ns, 20, 0.02);
+    stop_clean(&ns, &mut tw);
+    let s = sorted(&rtts);
+    // Only the echo requests (read from tun0) are delayed: one delay per round trip. A packet
+    // never leaves early, so every RTT is at least 50 ms.
+    assert!(s[0] >= 50.0, "an RTT below the 50 ms delay: {rtts:?}");
+    let added = mean(&rtts) - base_avg;
+    assert!(
+        (45.0..=55.0).contains(&added),
+        "delay 50ms should add 50 ± 5 ms to the RTT; added {added:.3} ms (baseline {base_avg:.3} \
+         ms): {rtts:?}"
+    );
+}
+
+/// `count` pings `interval` s apart through a wire impaired with `tun0: WORDS`; returns the
+/// RTTs and ping's mdev.
+fn jitter_pings(impair: &str, seed: &str, count: u32, interval: f64) -> (Vec<f64>, f64) {
+    let ns = Netns::new();
+    let spec = format!("tun0: {impair}");
+    let mut tw = ns.up(&["--seed", seed, "--impair", &spec], As::Root);
+    realtime(&ns, &mut tw);
+    let result = ping_rtts(&ns, count, interval);
+    stop_clean(&ns, &mut tw);
+    let s = sorted(&result.0);
+    eprintln!(
+        "{impair}: mdev {} ms, mean {:.3}, min {}, second-highest {}, max {}",
+        result.1,
+        mean(&s),
+        s[0],
+        s[s.len() - 2],
+        s[s.len() - 1]
+    );
+    result
+}
+
+#[test]
+#[ignore = "needs root"]
+fn uniform_jitter_spreads_the_rtt_as_configured() {
+    if !require_root() {
+        return;
+    }
+    let _x = exclusive();
+    // Uniform in [10, 30] ms, as netem without a table: deviation 20/sqrt(12) = 10/sqrt(3) ms.
+    // Pings 20 ms apart: a delay can never pass the one before it, so order-keeping does not
+    // narrow the spread.
+    let (rtts, mdev) = jitter_pings("delay 20ms 10ms", "3", 100, 0.02);
+    let want_sd = 10.0 / 3f64.sqrt();
+    assert!(
+        (want_sd * 0.8..=want_sd * 1.2).contains(&mdev),
+        "ping mdev {mdev} ms, want {want_sd:.3} ± 20%: {rtts:?}"
+    );
+    let s = sorted(&rtts);
+    assert!(
+        s[0] >= 10.0,
+        "an RTT below the 10 ms minimum delay: {rtts:?}"
+    );
+    // Max - min, leaving out the single slowest reply: the host adds only positive noise (a
+    // scheduling hiccup of a few ms on a busy machine), never less delay.
+    let spread = s[s.len() - 2] - s[0];
+    assert!(
+        (16.0..=24.0).contains(&spread),
+        "RTT spread {spread:.3} ms, want 20 ms ± 20%: {rtts:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn normal_jitter_has_the_configured_deviation() {
+    if !require_root() {
+        return;
+    }
+    let _x = exclusive();
+    // Normal, mean 20 ms, deviation 10 ms. Pings 40 ms apart: order-keeping (a delay may not
+    // pass the one before) narrows the spread only for the rare pair 40 ms apart in delay.
+    let (rtts, mdev) = jitter_pings("delay 20ms 10ms distribution normal", "3", 150, 0.04);
+    assert!(
+        (8.0..=12.0).contains(&mdev),
+        "ping mdev {mdev} ms, want 10 ms ± 20%: {rtts:?}"
+    );
+    let avg = mean(&rtts);
+    assert!(
+        (17.0..=23.0).contains(&avg),
+        "mean RTT {avg:.3} ms, want about 20 ms: {rtts:?}"
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// 4: rate
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn rate_limits_tcp_throughput() {
+    if !require_root() {
+        return;
+    }
+    let _x = exclusive();
+    let ns = Netns::new();
+    let mut tw = ns.up(&["--seed", "1", "--impair", "tun0: rate 10mbit"], As::Root);
+    let mut server = ns.spawn_bg("exec iperf3 -s -1 -B 0.0.0.0 --forceflush");
+    assert!(
+        wait_until(READY_TIMEOUT, || server
+            .stdout()
+            .contains("Server listening")),
+        "iperf3 server did not start: {}{}",
+        server.stdout(),
+        server.stderr()
+    );
+    let json = ns.sh_ok(&format!("iperf3 -c {B4} -t 3 -J"));
+    let server_done = server.wait(EXIT_TIMEOUT);
+    assert_eq!(server_done.code, Some(0), "iperf3 -s -1: {server_done}");
+    // end.sum_received.bits_per_second: what the receiver got. Avoid a JSON crate: python.
+    let py = script(
+        &ns,
+        "bps.py",
+        "import json,sys; print(json.load(sys.stdin)['end']['sum_received']['bits_per_second'])",
+    );
+    let json_file = ns.dir().join("iperf3.json");
+    fs::write(&json_file, &json).expect("write iperf3 json");
+    let bps: f64 = ns
+        .sh_ok(&format!("python3 {} < {}", q(p(&py)), q(p(&json_file))))
+        .trim()
+        .parse()
+        .expect("bits_per_second");
+    let mbps = bps / 1e6;
+    eprintln!("rate 10mbit: iperf3 receiver {mbps:.3} Mbit/s");
+    stop_clean(&ns, &mut tw);
+    // 10 Mbit/s of IP packets carry 10 * 1448/1500 = 9.65 Mbit/s of TCP payload.
+    assert!(
+        (9.0..=10.5).contains(&mbps),
+        "rate 10mbit: iperf3 receiver got {mbps:.3} Mbit/s, want 9.0..=10.5"
     );
 }
