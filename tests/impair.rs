@@ -52,6 +52,33 @@ fn p(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
 
+/// `["--user", "twmember", args...]`: the relay (which writes the capture) runs as twmember.
+fn as_member<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["--user", MEMBER.name];
+    all.extend_from_slice(args);
+    all
+}
+
+/// `tshark -r FILE [-Y FILTER] -T fields -e F...` inside the namespaces: one Vec per frame.
+/// Panics unless tshark exits 0. (As in tests/capture.rs.)
+fn tshark_fields(ns: &Netns, file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut script = format!("tshark -n -r {} -T fields -E separator=/t", q(p(file)));
+    if !filter.is_empty() {
+        script += &format!(" -Y {}", q(filter));
+    }
+    for f in fields {
+        script += &format!(" -e {f}");
+    }
+    ns.sh_ok(&format!("{script} 2>/dev/null"))
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+fn tshark_count(ns: &Netns, file: &Path, filter: &str) -> usize {
+    tshark_fields(ns, file, filter, &["frame.number"]).len()
+}
+
 /// Receives numbered datagrams on 0.0.0.0:PORT until an `END` datagram; prints the numbers in
 /// arrival order on one line. The big receive buffer (SO_RCVBUFFORCE) keeps a busy machine
 /// from dropping datagrams in the receiver.
@@ -394,6 +421,84 @@ fn sorted(v: &[f64]) -> Vec<f64> {
     s
 }
 
+/// `nstat -asz NAMES`: absolute values of the namespace's counters, without touching nstat's
+/// history file (shared by every namespace through /tmp).
+fn nstat(ns: &Netns, names: &[&str]) -> Vec<u64> {
+    let out = ns.sh_ok(&format!("nstat -asz {}", names.join(" ")));
+    names
+        .iter()
+        .map(|name| {
+            out.lines()
+                .find_map(|l| {
+                    let mut w = l.split_whitespace();
+                    (w.next() == Some(*name)).then(|| w.next()?.parse().ok())?
+                })
+                .unwrap_or_else(|| panic!("no {name} in nstat output:\n{out}"))
+        })
+        .collect()
+}
+
+/// The comment of every section header block (SHB) of the pcapng file, in order (None for a
+/// section without one). Checks the block structure on the way.
+fn shb_comments(bytes: &[u8]) -> Vec<Option<String>> {
+    const SHB: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+    let mut out = Vec::new();
+    let mut off = 0;
+    let mut le = true;
+    while off < bytes.len() {
+        assert!(off + 12 <= bytes.len(), "truncated block at {off}");
+        let is_shb = bytes[off..off + 4] == SHB;
+        if is_shb {
+            le = bytes[off + 8..off + 12] == [0x4d, 0x3c, 0x2b, 0x1a];
+        }
+        let u16_at = |o: usize| {
+            let b = [bytes[o], bytes[o + 1]];
+            if le {
+                u16::from_le_bytes(b)
+            } else {
+                u16::from_be_bytes(b)
+            }
+        };
+        let u32_at = |o: usize| {
+            let b = [bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]];
+            if le {
+                u32::from_le_bytes(b)
+            } else {
+                u32::from_be_bytes(b)
+            }
+        };
+        let len = u32_at(off + 4) as usize;
+        assert!(
+            len >= 12 && len % 4 == 0 && off + len <= bytes.len(),
+            "bad block length {len} at {off}"
+        );
+        assert_eq!(
+            u32_at(off + len - 4) as usize,
+            len,
+            "trailing length at {off}"
+        );
+        if is_shb {
+            // type, length, byte-order magic, version (2+2), section length (8): 24 bytes.
+            let mut o = off + 24;
+            let mut comment = None;
+            while o + 4 <= off + len - 4 {
+                let (code, olen) = (u16_at(o), u16_at(o + 2) as usize);
+                if code == 0 {
+                    break;
+                }
+                if code == 1 {
+                    comment =
+                        Some(String::from_utf8_lossy(&bytes[o + 4..o + 4 + olen]).into_owned());
+                }
+                o += 4 + olen.div_ceil(4) * 4;
+            }
+            out.push(comment);
+        }
+        off += len;
+    }
+    out
+}
+
 // ----------------------------------------------------------------------------------------------
 // 1 + 2: seeded loss drops the same datagrams, whatever the other direction carries
 // ----------------------------------------------------------------------------------------------
@@ -716,4 +821,298 @@ fn rate_limits_tcp_throughput() {
         (9.0..=10.5).contains(&mbps),
         "rate 10mbit: iperf3 receiver got {mbps:.3} Mbit/s, want 9.0..=10.5"
     );
+}
+
+// ----------------------------------------------------------------------------------------------
+// 5: duplicate
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn duplicate_delivers_every_echo_twice() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let mut tw = ns.up(
+        &["--seed", "1", "--impair", "tun0: duplicate 100%"],
+        As::Root,
+    );
+    let echos_before = nstat(&ns, &["IcmpInEchos"])[0];
+    let count = 5;
+    let out = ns.sh(&format!("ping -4 -n -W 2 -c {count} -i 0.1 {B4}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "ping failed:\n{text}");
+    // The receiving host saw every echo request twice.
+    let handled = usr1_until(&mut tw, "both copies of every echo sent", |f, _| {
+        f.leg.packets >= 2 * count
+    });
+    let echos_after = nstat(&ns, &["IcmpInEchos"])[0];
+    assert_eq!(
+        echos_after - echos_before,
+        2 * count,
+        "192.168.13.2 should have received each of the {count} echo requests twice; ping:\n{text}"
+    );
+    let dir = handled.0;
+    assert_eq!(
+        (dir.leg.packets, dir.imp.map(|i| i.duplicated)),
+        (2 * count, Some(count)),
+        "counters {dir:?}"
+    );
+    // ping shows a DUP! for every sequence number. It exits as soon as it has its last
+    // (first) reply, so the last duplicate may come after it stopped listening.
+    for seq in 1..=count {
+        let replies = text
+            .lines()
+            .filter(|l| l.contains(&format!("icmp_seq={seq} ")))
+            .count();
+        let dups = text
+            .lines()
+            .filter(|l| l.contains(&format!("icmp_seq={seq} ")) && l.contains("(DUP!)"))
+            .count();
+        if seq < count {
+            assert_eq!(
+                (replies, dups),
+                (2, 1),
+                "icmp_seq={seq}: reply and DUP!:\n{text}"
+            );
+        } else {
+            assert!(replies >= 1 && dups <= 1, "icmp_seq={seq}:\n{text}");
+        }
+    }
+    stop_clean(&ns, &mut tw);
+}
+
+// ----------------------------------------------------------------------------------------------
+// 6: corrupt
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn corruption_is_caught_by_checksums_and_marked_in_the_capture() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let dir = ns.dir_for(&MEMBER);
+    let file = dir.join("corrupt.pcapng");
+    let args = as_member(&[
+        "--seed",
+        "4",
+        "--impair",
+        "tun0: corrupt 100%",
+        "--pcap",
+        p(&file),
+    ]);
+    let mut tw = ns.up(&args, As::Root);
+    let names = [
+        "IcmpInCsumErrors",
+        "UdpInCsumErrors",
+        "IpExtInCsumErrors",
+        "IpInHdrErrors",
+    ];
+    let before = nstat(&ns, &names);
+    let rx = receiver(&ns, PORT);
+    let (datagrams, pings) = (200u64, 10u64);
+    send_numbered(&ns, B4, datagrams as u32, 0.0005, 128);
+    let ping = ns.sh(&format!("ping -4 -n -q -W 0.5 -c {pings} -i 0.05 {B4}"));
+    let ping_text = String::from_utf8_lossy(&ping.stdout).into_owned();
+    let (f, _) = usr1_until(&mut tw, "every packet sent", |f, _| {
+        f.leg.packets + f.leg.dropped >= datagrams + pings
+    });
+    let received = finish_receiver(&ns, rx, PORT);
+    let after = nstat(&ns, &names);
+    let rise: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let exited = stop_clean(&ns, &mut tw);
+    eprintln!("corrupt: {names:?} rose by {rise:?}; {f:?}");
+
+    let imp = f.imp.expect("impairment counters");
+    assert_eq!(
+        imp.corrupted,
+        datagrams + pings,
+        "corrupt 100%: every packet read from tun0 is corrupted: {f:?}"
+    );
+    // A flipped bit always breaks the Internet checksum: nothing gets through.
+    assert!(
+        received.is_empty(),
+        "corrupted datagrams reached the application: {received:?}"
+    );
+    assert!(
+        ping_text.contains(&format!("{pings} packets transmitted, 0 received")),
+        "corrupted echo requests were answered:\n{ping_text}"
+    );
+    let report: Vec<String> = names
+        .iter()
+        .zip(&rise)
+        .map(|(n, r)| format!("{n} +{r}"))
+        .collect();
+    // The receiver's checksum counters rose: the ICMP and UDP checksums catch flips past the IP
+    // header, the IP header checksum (IpExtInCsumErrors, also counted in IpInHdrErrors) the
+    // rest. A flip that makes the packet malformed in another way (a length, the version) is
+    // counted elsewhere, so allow a few.
+    let [icmp, udp, ip_csum, ip_hdr] = rise[..] else {
+        unreachable!()
+    };
+    assert!(
+        icmp >= 1 && udp >= datagrams / 2 && ip_csum >= 1 && ip_hdr >= ip_csum,
+        "checksum counters should rise: {report:?}"
+    );
+    assert!(
+        icmp + udp + ip_hdr >= (datagrams + pings) * 9 / 10
+            && icmp + udp + ip_hdr <= datagrams + pings,
+        "most corrupted packets should be counted as checksum or header errors: {report:?}"
+    );
+
+    // The capture marks every forward record: a comment naming the bit, and the CRC-error flag.
+    let rows = tshark_fields(
+        &ns,
+        &file,
+        "frame.interface_name == \"tun0\"",
+        &["frame.comment", "frame.packet_flags_crc_error", "frame.len"],
+    );
+    assert_eq!(
+        rows.len() as u64,
+        datagrams + pings,
+        "one record per packet read from tun0:\n{exited}"
+    );
+    for row in &rows {
+        let (comment, crc, len) = (&row[0], &row[1], &row[2]);
+        let len: usize = len.parse().expect("frame.len");
+        // tunwire: delay 0us, corrupt byte B bit N
+        let pos = comment
+            .strip_prefix("tunwire: delay 0us, corrupt byte ")
+            .and_then(|r| r.split_once(" bit "))
+            .and_then(|(b, n)| Some((b.parse::<usize>().ok()?, n.parse::<u8>().ok()?)));
+        assert!(
+            pos.is_some_and(|(byte, bit)| byte < len && bit < 8),
+            "record comment {comment:?} should name a byte of the {len}-byte packet and a bit"
+        );
+        assert_eq!(crc, "1", "epb CRC-error flag on {row:?}");
+    }
+    assert_eq!(
+        tshark_count(&ns, &file, "frame.packet_flags_crc_error == 1"),
+        rows.len(),
+        "only the corrupted records carry the CRC-error flag"
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// 7: the capture records every decision
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn capture_records_every_drop_and_delay_with_the_seed_in_the_header() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let dir = ns.dir_for(&MEMBER);
+    let file = dir.join("loss.pcapng");
+    let args = as_member(&[
+        "--seed",
+        "7",
+        "--impair",
+        "tun0: loss 20% delay 5ms",
+        "--pcap",
+        p(&file),
+    ]);
+    let mut tw = ns.up(&args, As::Root);
+    let rx = receiver(&ns, PORT);
+    let count = 300u64;
+    send_numbered(&ns, B4, count as u32, 0.001, 64);
+    usr1_until(&mut tw, "every datagram handled", |f, _| {
+        let imp = f.imp.unwrap_or_default();
+        f.leg.packets + f.leg.dropped + imp.lost + imp.queue_full >= count
+    });
+    let received: BTreeSet<u32> = finish_receiver(&ns, rx, PORT).into_iter().collect();
+    let exited = stop_clean(&ns, &mut tw);
+    let (fwd, _) = exit_counters(&exited);
+    let imp = fwd.imp.expect("impairment counters");
+
+    // Drops: as many records as the counters say, and exactly the datagrams that never came.
+    let drops = tshark_fields(
+        &ns,
+        &file,
+        "frame.comment contains \"tunwire: drop\"",
+        &["frame.interface_name", "frame.comment", "udp.payload"],
+    );
+    assert_eq!(
+        drops.len() as u64,
+        imp.lost + imp.queue_full,
+        "drop records vs the exit counters {imp:?}"
+    );
+    assert!(imp.lost > count / 10, "loss 20% lost only {}", imp.lost);
+    let payload_seq = |hex: &str| -> u32 {
+        // udp.payload "31:32:20:78:..." (colons removed below) -> "12 x..." -> 12
+        let bytes: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex payload"))
+            .collect();
+        let text = String::from_utf8_lossy(&bytes);
+        text.split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("payload {text:?}"))
+    };
+    let mut dropped = BTreeSet::new();
+    for row in &drops {
+        assert_eq!(row[0], "tun0", "only tun0's packets are impaired: {row:?}");
+        assert_eq!(row[1], "tunwire: drop loss", "{row:?}");
+        dropped.insert(payload_seq(&row[2].replace(':', "")));
+    }
+    let missing: BTreeSet<u32> = (1..=count as u32)
+        .filter(|s| !received.contains(s))
+        .collect();
+    assert_eq!(
+        dropped, missing,
+        "the datagrams recorded as dropped should be exactly those that never arrived"
+    );
+
+    // Every other forward record says it was delayed by the configured 5 ms: no jitter, and
+    // datagrams 1 ms apart never wait for one another, so the delay is exactly 5000us.
+    let sent = tshark_fields(
+        &ns,
+        &file,
+        "frame.interface_name == \"tun0\" && !(frame.comment contains \"tunwire: drop\")",
+        &["frame.comment", "frame.packet_id"],
+    );
+    assert_eq!(
+        sent.len() as u64,
+        fwd.leg.packets + fwd.leg.dropped,
+        "one record per sent copy: {fwd:?}"
+    );
+    for row in &sent {
+        assert_eq!(row[0], "tunwire: delay 5000us", "{row:?}");
+    }
+    // Each packet read has exactly one record, by packet id 1..=count.
+    let mut ids: Vec<u64> = tshark_fields(
+        &ns,
+        &file,
+        "frame.interface_name == \"tun0\"",
+        &["frame.packet_id"],
+    )
+    .iter()
+    .map(|r| r[0].parse().expect("packet id"))
+    .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (1..=count).collect::<Vec<_>>(),
+        "packet ids of tun0's records"
+    );
+    // Nothing went the other way: UDP has no replies, and the receiver was listening.
+    assert_eq!(
+        tshark_count(&ns, &file, "frame.interface_name == \"tun1\""),
+        0
+    );
+
+    // The section header names the seed and the impairment of both directions.
+    let info = ns.sh_ok(&format!("capinfos -k {}", q(p(&file))));
+    let want = format!("tunwire: seed 7; {FWD}: delay 5ms loss 20%; {REV}: none");
+    assert!(
+        info.contains(&format!("Capture comment:     {want}")),
+        "capinfos -k should show {want:?}:\n{info}"
+    );
+    let bytes = fs::read(&file).expect("read capture");
+    assert_eq!(shb_comments(&bytes), vec![Some(want)], "one section");
 }
