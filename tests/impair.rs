@@ -1116,3 +1116,268 @@ fn capture_records_every_drop_and_delay_with_the_seed_in_the_header() {
     let bytes = fs::read(&file).expect("read capture");
     assert_eq!(shb_comments(&bytes), vec![Some(want)], "one section");
 }
+
+// ----------------------------------------------------------------------------------------------
+// 8: bad words
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn bad_impairment_words_and_seeds_exit_2_changing_nothing() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let before = ns.state();
+    let cases: [(&[&str], &str); 7] = [
+        (&["--impair", "delay 20xs"], "'20xs'"),
+        (&["--impair", "loss 120%"], "'120%'"),
+        (&["--impair", "reorder 10%"], "'reorder'"),
+        (&["--impair", "lose 1%"], "'lose'"),
+        (
+            &["--impair", "tun9: delay 1ms", DEFAULT[0], DEFAULT[1]],
+            "'tun9'",
+        ),
+        (&["--seed", "-1"], "'-1'"),
+        (&["--seed", "x"], "'x'"),
+    ];
+    for (args, quoted) in cases {
+        let e = ns.run_tunwire(args, As::Root);
+        assert_eq!(e.code, Some(2), "{args:?} should exit 2: {e}");
+        let errors: Vec<&str> = e.stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: one error line: {e}");
+        assert!(
+            errors[0].contains(quoted) && errors[0].contains(args[0]),
+            "{args:?}: the error should quote {quoted} and name {}: {e}",
+            args[0]
+        );
+        assert!(
+            !e.stderr.contains("ready:") && !e.stderr.contains("start allowed"),
+            "{args:?}: nothing may start: {e}"
+        );
+        assert_eq!(ns.state(), before, "{args:?} changed the state");
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// 9: memory stays bounded
+// ----------------------------------------------------------------------------------------------
+
+fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn delay_queue_memory_stays_bounded_under_a_flood() {
+    if !require_root() {
+        return;
+    }
+    let _x = exclusive();
+    let ns = Netns::new();
+    let mut tw = ns.up(&["--seed", "1", "--impair", "tun0: delay 1s"], As::Root);
+    let (sup, relay) = (tw.pid(), tw.relay_pid());
+    let _sink = sink(&ns, PORT);
+    // 64-byte datagrams as fast as Python sends them, for 3 s. (iperf3 -u would do too, but its
+    // TCP control connection crosses the 1 s delay and the full queue, which takes it ~9 s.)
+    let py = script(&ns, "flood.py", FLOOD_PY);
+    let mut flood = ns.spawn_bg(&format!("exec python3 -u {} {B4} {PORT} 3 64 0", q(p(&py))));
+    flood.wait_stderr("flooding", READY_TIMEOUT);
+    let mut peak = 0;
+    let mut samples = 0;
+    // The flood prints its count when it is done.
+    wait_until(SETTLE, || {
+        let (Some(a), Some(b)) = (vm_rss_kib(sup), vm_rss_kib(relay)) else {
+            return true;
+        };
+        peak = peak.max(a + b);
+        samples += 1;
+        !flood.stdout().is_empty()
+    });
+    let done = flood.wait(EXIT_TIMEOUT);
+    assert_eq!(done.code, Some(0), "flood: {done}");
+    let sent: u64 = done.stdout.trim().parse().expect("flood count");
+    assert!(
+        alive(relay) && !tw.has_exited(),
+        "the wire died under the flood:\n{}",
+        tw.stderr()
+    );
+    let exited = stop_clean(&ns, &mut tw);
+    let (fwd, _) = exit_counters(&exited);
+    let imp = fwd.imp.expect("impairment counters");
+    eprintln!("flood: {sent} datagrams, peak RSS {peak} KiB over {samples} samples, {fwd:?}");
+    assert!(samples >= 10, "too few RSS samples ({samples})");
+    assert!(
+        peak < 64 * 1024,
+        "supervisor + relay RSS peaked at {peak} KiB, want < 64 MiB"
+    );
+    assert!(
+        imp.queue_full > 0,
+        "a 1 s delay under a flood must hit the 1000-packet limit: {fwd:?}"
+    );
+    // The queue holds at most `limit` (1000) packets, which leave after 1 s: over the flood's
+    // 3 s (plus the drain at exit) at most a few thousand can have been sent.
+    assert!(
+        fwd.leg.packets + fwd.leg.dropped <= 6000,
+        "more packets left than a 1000-packet queue with a 1 s delay lets through: {fwd:?}"
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// 10: counters per cause
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn counters_per_cause_on_sigusr1_and_at_exit() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let mut tw = ns.up(
+        &[
+            "--seed",
+            "3",
+            "--impair",
+            "tun0: delay 2ms loss 25% duplicate 20% corrupt 10% reorder 10%",
+        ],
+        As::Root,
+    );
+    let _sink = sink(&ns, PORT);
+    let count = 300u64;
+    send_numbered(&ns, B4, count as u32, 0.001, 64);
+    // Every copy queued was sent: copies with a delay plus those reorder sent at once.
+    let (f, r) = usr1_until(&mut tw, "every copy sent", |f, _| {
+        let imp = f.imp.unwrap_or_default();
+        f.leg.packets + f.leg.dropped >= count - imp.lost - imp.queue_full + imp.duplicated
+    });
+    let imp = f.imp.expect("SIGUSR1: tun0 -> tun1 impairment line");
+    assert_eq!(
+        f.leg.packets + f.leg.dropped,
+        imp.delayed + imp.reordered,
+        "every sent copy was either delayed or reordered: {f:?}"
+    );
+    assert_eq!(imp.queue_full, 0, "{f:?}");
+    let kept = count - imp.lost;
+    assert!(
+        (count * 15 / 100..=count * 35 / 100).contains(&imp.lost),
+        "loss 25% of {count}: {f:?}"
+    );
+    assert!(
+        (kept / 10..=kept * 3 / 10).contains(&imp.duplicated),
+        "duplicate 20% of {kept}: {f:?}"
+    );
+    assert!(
+        (1..=kept * 2 / 10).contains(&imp.corrupted),
+        "corrupt 10% of {kept}: {f:?}"
+    );
+    assert!(
+        (1..=kept * 2 / 10).contains(&imp.reordered),
+        "reorder 10% of {kept}: {f:?}"
+    );
+    assert_eq!(
+        (r.leg.packets, r.imp),
+        (0, None),
+        "the reverse direction: nothing sent, no engine: {r:?}"
+    );
+    // At exit: the same numbers, as nothing moved since.
+    let exited = stop_clean(&ns, &mut tw);
+    assert_eq!(
+        exit_counters(&exited),
+        (f, r),
+        "exit counters vs SIGUSR1:\n{exited}"
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// 11: SIGHUP re-reads the configuration
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn sighup_rereads_the_config_and_starts_a_new_capture_section() {
+    if !require_root() {
+        return;
+    }
+    let _x = exclusive();
+    let ns = Netns::new();
+    let conf = ns.dir().join("wire.conf");
+    let conf_s = p(&conf).to_owned();
+    ns.write_file(&conf_s, "impair tun0: delay 50ms\nseed 1\n", 0o644);
+    // The capture goes to stdout, which is a file here: a stream gets each new section inline.
+    let args = as_member(&["--config", &conf_s, "--pcap", "-"]);
+    let mut tw = ns.up(&args, As::Root);
+    realtime(&ns, &mut tw);
+    assert!(
+        tw.stderr().contains(", seed 1; tun0: delay 50ms"),
+        "ready line with the file's seed and impairment:\n{}",
+        tw.stderr()
+    );
+    let (before, _) = ping_rtts(&ns, 5, 0.05);
+    assert!(
+        before.iter().all(|&t| (50.0..55.0).contains(&t)),
+        "RTT with delay 50ms: {before:?}"
+    );
+
+    ns.write_file(&conf_s, "impair tun0: delay 10ms\nseed 2\n", 0o644);
+    tw.signal("HUP");
+    if let Err(e) = tw.wait_stderr("impairment changed", READY_TIMEOUT) {
+        panic!("no `impairment changed` after SIGHUP: {e}");
+    }
+    let line = tw
+        .stderr()
+        .lines()
+        .find(|l| l.contains("impairment changed"))
+        .map(str::to_owned)
+        .expect("line");
+    assert!(
+        line.contains(&format!("seed 2; {FWD}: delay 10ms; {REV}: none")),
+        "the log line should show the new seed and impairment: {line}"
+    );
+    let (after, _) = ping_rtts(&ns, 5, 0.05);
+    assert!(
+        after.iter().all(|&t| (10.0..15.0).contains(&t)),
+        "RTT right after SIGHUP to delay 10ms: {after:?}"
+    );
+    let exited = stop_clean(&ns, &mut tw);
+
+    let cap = tw.stdout_path().to_path_buf();
+    let bytes = fs::read(&cap).expect("read the stdout capture");
+    assert_eq!(
+        shb_comments(&bytes),
+        vec![
+            Some(format!("tunwire: seed 1; {FWD}: delay 50ms; {REV}: none")),
+            Some(format!("tunwire: seed 2; {FWD}: delay 10ms; {REV}: none")),
+        ],
+        "two sections, the second with the new seed:\n{exited}"
+    );
+    let rows = tshark_fields(
+        &ns,
+        &cap,
+        "icmp.type == 8",
+        &["frame.section_number", "frame.comment"],
+    );
+    let by_section = |s: &str| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r[0] == s)
+            .map(|r| r[1].clone())
+            .collect()
+    };
+    assert_eq!(
+        by_section("1"),
+        vec!["tunwire: delay 50000us"; 5],
+        "{rows:?}"
+    );
+    assert_eq!(
+        by_section("2"),
+        vec!["tunwire: delay 10000us"; 5],
+        "{rows:?}"
+    );
+}
