@@ -335,6 +335,19 @@ fn usr1(tw: &mut Instance) -> (Dir, Dir) {
     )
 }
 
+/// The `N` of every complete `capture: N packets recorded, M lost` line, in order.
+fn capture_recorded(stderr: &str) -> Vec<u64> {
+    complete(stderr)
+        .lines()
+        .filter_map(|l| {
+            l.split_once(" capture: ")?
+                .1
+                .split_once(" packets recorded")
+        })
+        .map(|(n, _)| n.parse().expect("capture counter"))
+        .collect()
+}
+
 /// SIGUSR1 to the relay until `done(forward, reverse)`; returns the last counters.
 fn usr1_until(
     tw: &mut Instance,
@@ -1379,5 +1392,227 @@ fn sighup_rereads_the_config_and_starts_a_new_capture_section() {
         by_section("2"),
         vec!["tunwire: delay 10000us"; 5],
         "{rows:?}"
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// 12: only the users' packets cross the wire
+// ----------------------------------------------------------------------------------------------
+
+/// Starts an impaired wire with a capture on `sides`, checks it is idle for 3 s (the kernel's
+/// router solicitations and MLD reports would come within about a second of link-up), then that
+/// two pings are all the capture holds.
+fn assert_idle_wire_is_silent(sides: [&str; 2], v6: bool) {
+    let ns = Netns::new();
+    let dir = ns.dir_for(&MEMBER);
+    let file = dir.join("idle.pcapng");
+    let args = as_member(&[
+        "--seed",
+        "1",
+        "--impair",
+        "delay 1ms",
+        "--pcap",
+        p(&file),
+        sides[0],
+        sides[1],
+    ]);
+    let mut tw = ns.up(&args, As::Root);
+    for dev in ["tun0", "tun1"] {
+        let link = ns.sh_ok(&format!("ip -d link show dev {dev}"));
+        assert!(
+            link.contains("addrgenmode none"),
+            "{dev} should not generate IPv6 addresses:\n{link}"
+        );
+        let addrs = ns.sh_ok(&format!("ip -6 addr show dev {dev}"));
+        assert!(
+            !addrs.contains("scope link") && !addrs.contains("fe80"),
+            "{dev} has an IPv6 link-local address:\n{addrs}"
+        );
+        if v6 {
+            let mine = if dev == "tun0" { A6 } else { B6 };
+            assert_eq!(
+                addrs.matches("inet6 ").count(),
+                1,
+                "{dev}: only {mine}:\n{addrs}"
+            );
+            assert!(addrs.contains(&format!("inet6 {mine} ")), "{dev}:\n{addrs}");
+        } else {
+            assert!(
+                addrs.trim().is_empty(),
+                "{dev}: IPv4-only, no IPv6 at all:\n{addrs}"
+            );
+        }
+    }
+    // An observation window: silence cannot be waited for.
+    std::thread::sleep(Duration::from_secs(3));
+    let captured_before = capture_recorded(&tw.stderr()).len();
+    let (f, r) = usr1(&mut tw);
+    assert_eq!(
+        (
+            f.leg.packets,
+            r.leg.packets,
+            f.imp.map(|i| i.delayed),
+            r.imp.map(|i| i.delayed)
+        ),
+        (0, 0, Some(0), Some(0)),
+        "an idle wire carried packets: {f:?} {r:?}"
+    );
+    // The capture line comes last in the dump.
+    let mut recorded = Vec::new();
+    wait_until(SETTLE, || {
+        recorded = capture_recorded(&tw.stderr());
+        recorded.len() > captured_before
+    });
+    assert_eq!(
+        recorded.last(),
+        Some(&0),
+        "the idle capture should be empty:\n{}",
+        tw.stderr()
+    );
+    ns.assert_ping(B4);
+    if v6 {
+        ns.assert_ping(B6);
+    }
+    stop_clean(&ns, &mut tw);
+    let pings = if v6 { 12 } else { 6 };
+    assert_eq!(
+        tshark_count(&ns, &file, ""),
+        pings,
+        "the capture should hold the pings and nothing else: {:?}",
+        tshark_fields(&ns, &file, "", &["frame.interface_name", "_ws.col.Info"])
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ipv4_wire_carries_nothing_when_idle() {
+    if !require_root() {
+        return;
+    }
+    assert_idle_wire_is_silent(DEFAULT, false);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn dual_stack_wire_carries_nothing_when_idle() {
+    if !require_root() {
+        return;
+    }
+    assert_idle_wire_is_silent(DUAL, true);
+}
+
+// ----------------------------------------------------------------------------------------------
+// 13: offload
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn impairment_turns_offload_off() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let vnet = |ns: &Netns| -> String {
+        let link = ns.sh_ok("ip -d link show dev tun0");
+        link.split_whitespace()
+            .skip_while(|w| *w != "vnet_hdr")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no vnet_hdr in:\n{link}"))
+            .to_owned()
+    };
+    let note = "offload is off";
+
+    let mut tw = ns.up(&["--offload", "on"], As::Root);
+    assert_eq!(vnet(&ns), "on", "--offload on without impairment");
+    ns.assert_ping(B4);
+    let e = stop_clean(&ns, &mut tw);
+    assert!(!e.stderr.contains(note), "{e}");
+
+    let mut tw = ns.up(&["--offload", "on", "--impair", "delay 1ms"], As::Root);
+    assert_eq!(vnet(&ns), "off", "--offload on with impairment");
+    ns.assert_ping(B4);
+    let e = stop_clean(&ns, &mut tw);
+    let lines: Vec<&str> = e.stderr.lines().filter(|l| l.contains(note)).collect();
+    assert_eq!(lines.len(), 1, "one line saying offload is off: {e}");
+    assert!(
+        lines[0].contains("impairment acts on wire-size packets"),
+        "the line should say why: {}",
+        lines[0]
+    );
+
+    // The default (offload on) with impairment: off as well, without a note nobody asked for.
+    let mut tw = ns.up(&["--impair", "delay 1ms"], As::Root);
+    assert_eq!(vnet(&ns), "off", "default offload with impairment");
+    let e = stop_clean(&ns, &mut tw);
+    assert!(!e.stderr.contains(note), "{e}");
+}
+
+// ----------------------------------------------------------------------------------------------
+// 14: reproducible delays
+// ----------------------------------------------------------------------------------------------
+
+/// The forward records' comments, in packet order, of one run of 20 datagrams 40 ms apart.
+fn delay_comments(ns: &Netns, run: usize) -> Vec<String> {
+    let dir = ns.dir_for(&MEMBER);
+    let file = dir.join(format!("delays{run}.pcapng"));
+    let args = as_member(&[
+        "--seed",
+        "5",
+        "--impair",
+        "tun0: delay 10ms 5ms",
+        "--pcap",
+        p(&file),
+    ]);
+    let mut tw = ns.up(&args, As::Root);
+    // A relay kept from the CPU for over 30 ms would read two datagrams at once, and the later
+    // one could then have to wait for the earlier: keep it on time.
+    realtime(ns, &mut tw);
+    let _sink = sink(ns, PORT);
+    // 40 ms apart: a delay of 5..15 ms never has to wait for the datagram before it, so each
+    // comment is the drawn delay itself, not a wait that depends on timing.
+    send_numbered(ns, B4, 20, 0.04, 64);
+    usr1_until(&mut tw, "all 20 datagrams sent", |f, _| f.leg.packets >= 20);
+    stop_clean(ns, &mut tw);
+    let mut rows = tshark_fields(
+        ns,
+        &file,
+        "frame.interface_name == \"tun0\"",
+        &["frame.packet_id", "frame.comment"],
+    );
+    rows.sort_by_key(|r| r[0].parse::<u64>().expect("packet id"));
+    rows.into_iter().map(|mut r| r.remove(1)).collect()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn seeded_jitter_gives_the_same_delays_in_every_run() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let first = delay_comments(&ns, 1);
+    let second = delay_comments(&ns, 2);
+    assert_eq!(first.len(), 20, "{first:?}");
+    let delays: Vec<u64> = first
+        .iter()
+        .map(|c| {
+            c.strip_prefix("tunwire: delay ")
+                .and_then(|r| r.strip_suffix("us"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("comment {c:?} should be `tunwire: delay NNNus`"))
+        })
+        .collect();
+    assert!(
+        delays.iter().all(|d| (5000..=15000).contains(d)),
+        "delay 10ms 5ms: every delay in 5..15 ms: {delays:?}"
+    );
+    let distinct: BTreeSet<u64> = delays.iter().copied().collect();
+    assert!(
+        distinct.len() >= 10,
+        "the jitter should vary the delays: {delays:?}"
+    );
+    assert_eq!(
+        first, second,
+        "--seed 5 must give the same delays in both runs"
     );
 }
