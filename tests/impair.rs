@@ -1333,11 +1333,17 @@ fn sighup_rereads_the_config_and_starts_a_new_capture_section() {
         "ready line with the file's seed and impairment:\n{}",
         tw.stderr()
     );
+    // RTT ~ the delay: never below it, the median within 5 ms of it. (Single replies can be
+    // late on a busy machine; the capture checks below see every packet's planned delay.)
+    let rtt_near = |rtts: &[f64], delay: f64, what: &str| {
+        let s = sorted(rtts);
+        assert!(
+            s[0] >= delay && s[s.len() / 2] < delay + 5.0,
+            "{what}: RTTs should be {delay} ms plus well under 5: {rtts:?}"
+        );
+    };
     let (before, _) = ping_rtts(&ns, 5, 0.05);
-    assert!(
-        before.iter().all(|&t| (50.0..55.0).contains(&t)),
-        "RTT with delay 50ms: {before:?}"
-    );
+    rtt_near(&before, 50.0, "delay 50ms from the file");
 
     ns.write_file(&conf_s, "impair tun0: delay 10ms\nseed 2\n", 0o644);
     tw.signal("HUP");
@@ -1355,9 +1361,11 @@ fn sighup_rereads_the_config_and_starts_a_new_capture_section() {
         "the log line should show the new seed and impairment: {line}"
     );
     let (after, _) = ping_rtts(&ns, 5, 0.05);
+    rtt_near(&after, 10.0, "after SIGHUP to delay 10ms");
+    // At once: the very first echo after the reload is not held for 50 ms.
     assert!(
-        after.iter().all(|&t| (10.0..15.0).contains(&t)),
-        "RTT right after SIGHUP to delay 10ms: {after:?}"
+        after[0] < 30.0,
+        "the first RTT after SIGHUP still looks like the old 50 ms delay: {after:?}"
     );
     let exited = stop_clean(&ns, &mut tw);
 
