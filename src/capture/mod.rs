@@ -100,6 +100,8 @@ pub struct Capture {
     ring: VecDeque<PathBuf>,
     last_flush: Instant,
     finished: bool,
+    /// The settings changed since the current file's header was written.
+    section_pending: bool,
     slow_reader_warned: bool,
     recorded: u64,
     lost: u64,
@@ -130,6 +132,7 @@ impl Capture {
             ring: VecDeque::new(),
             last_flush: Instant::now(),
             finished: false,
+            section_pending: false,
             slow_reader_warned: false,
             recorded: 0,
             lost: 0,
@@ -208,11 +211,23 @@ impl Capture {
         }
     }
 
-    /// SIGHUP: close the file and start a fresh one with new headers (same path; in ring mode the
-    /// next file of the ring). Also retries after a write error. No-op for stdout.
+    /// SIGHUP: a file moved away (logrotate) is closed and a fresh one starts at the same path;
+    /// a file still in place is continued, with a new section when the settings changed (so
+    /// nothing recorded is lost); in ring mode the next file of the ring starts. Also retries
+    /// after a write error. No-op for stdout.
     pub fn reopen(&mut self) {
         if self.finished || self.target == Target::Stdout {
             return;
+        }
+        if let Some(out) = self.out.as_mut().filter(|_| self.max_size.is_none()) {
+            if out.path.as_deref().is_some_and(|p| sink::same_file(&out.file, p)) {
+                if std::mem::take(&mut self.section_pending) {
+                    out.buf.extend_from_slice(&self.header);
+                    out.size += self.header.len() as u64;
+                }
+                log::info!("capture file still in place: continuing it");
+                return;
+            }
         }
         self.close_output();
         match self.start_output(None) {
@@ -237,9 +252,12 @@ impl Capture {
             Ok(h) => self.header = h,
             Err(e) => log::warn!("failed to build the capture header: {e}"),
         }
-        if let Some(out) = self.out.as_mut().filter(|o| o.path.is_none()) {
-            out.buf.extend_from_slice(&self.header);
-            out.size += self.header.len() as u64;
+        match self.out.as_mut() {
+            Some(out) if out.path.is_none() => {
+                out.buf.extend_from_slice(&self.header);
+                out.size += self.header.len() as u64;
+            }
+            _ => self.section_pending = true,
         }
     }
 
@@ -295,6 +313,7 @@ impl Capture {
             }
         };
         let mut out = Output::new(file, path.clone(), buf, nonblocking);
+        self.section_pending = false;
         out.buf.extend_from_slice(&self.header);
         out.size = self.header.len() as u64;
         self.out = Some(out);

@@ -68,6 +68,15 @@ pub fn open_file(path: &Path) -> Result<File, OpenError> {
     Ok(file)
 }
 
+/// `path` still names the open `file` (it was not moved away or replaced).
+pub fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 /// The cause of a failed open, in words: a missing directory and a symlink are named as such.
 pub fn describe_open_error(path: &Path, e: &std::io::Error) -> String {
     let dir = super::ring::dir_of(path);

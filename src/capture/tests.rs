@@ -290,6 +290,36 @@ fn single_file_reopen() {
 }
 
 #[test]
+fn reopen_continues_a_file_still_in_place_with_a_new_section() {
+    let dir = temp_dir("reopen-in-place");
+    let path = dir.join("cap.pcapng");
+    let mut cap = open(&cfg(
+        Target::File(path.clone()),
+        PcapFormat::PcapNg,
+        262_144,
+    ));
+    cap.record(0, now(), &ipv4_packet(60, 1), &NONE);
+    // Not moved: nothing recorded before the SIGHUP may be lost.
+    cap.reopen();
+    cap.record(0, now(), &ipv4_packet(60, 2), &NONE);
+    cap.new_section("impairment changed");
+    cap.reopen();
+    cap.record(1, now(), &ipv4_packet(60, 3), &NONE);
+    cap.finish();
+    let mut r = PcapNgReader::new(File::open(&path).unwrap()).unwrap();
+    let (mut packets, mut sections) = (0, 1);
+    while let Some(b) = r.next_block() {
+        match b.unwrap() {
+            Block::EnhancedPacket(_) => packets += 1,
+            Block::SectionHeader(_) => sections += 1,
+            _ => {}
+        }
+    }
+    assert_eq!((packets, sections), (3, 2));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn write_error_is_counted_not_fatal() {
     let ours = init_logger();
     // /dev/full is not a regular file, so `prepare` would refuse it: hand it in directly.

@@ -386,8 +386,8 @@ With offload on, the capture shows the super-packets that crossed the wire, as
 tcpdump shows them on lo; use --offload off for MTU-sized packets.
 Rotation: --pcap wire.pcapng --pcap-max-size 100M --pcap-files 5 writes
 wire_00001_<UTC time>.pcapng, wire_00002_..., keeping the newest 5; each file
-opens on its own. SIGHUP reopens the capture file (logrotate); SIGUSR1 logs
-the counters.
+opens on its own. SIGHUP reopens the capture file (logrotate); a file
+that was not moved away is continued. SIGUSR1 logs the counters.
 
 Exit status: 0 stopped normally, 1 runtime failure, 2 usage or configuration
 error, 77 not permitted.
