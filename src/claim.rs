@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use crate::config::{side, Config, Side};
+use crate::config::{self, side, Config, Side};
 use crate::error::{Error, Result};
 use crate::policy::Policy;
 use crate::setup::plan::PROTO_TUNWIRE;
@@ -80,13 +80,16 @@ pub fn claim(cfg: &Config, who: Claimant, policy: &Policy, st: &State) -> Result
                 IpAddr::V6(v6) => s.v6 = Some(v6),
             }
         }
+        c.settle_offload();
         if c.has_v6() && c.mtu < 1280 {
             return Err(Error::Usage(format!(
                 "--mtu {} is below 1280, and the pool gives IPv6 addresses",
                 c.mtu
             )));
         }
-        if conflict(&c, st).is_none() {
+        // `--impair 'tun2: ...'` asks for a pair with tun2.
+        if conflict(&c, st).is_none() && config::foreign_impair_side(&c.impair, &c.sides).is_none()
+        {
             out.push(c);
             if out.len() == CANDIDATES {
                 break;
@@ -94,6 +97,11 @@ pub fn claim(cfg: &Config, who: Claimant, policy: &Policy, st: &State) -> Result
         }
     }
     if out.is_empty() {
+        if let Some(e) = config::foreign_impair_side(&cfg.impair, &cfg.sides) {
+            return Err(Error::Usage(format!(
+                "{e}, and no free pair of the pools has it; name the sides (tunwire A B)"
+            )));
+        }
         return Err(refused(format!(
             "no free pair of names and addresses is left in the pools ({})",
             policy

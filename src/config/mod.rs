@@ -149,6 +149,18 @@ impl Config {
         (0..2).any(|i| !self.impairment(i).is_empty())
     }
 
+    /// Impairment acts on wire-size packets, as on a real link: a 64 KiB GSO super-packet
+    /// would be lost or delayed as a whole, 44 segments at once. So an impaired wire has no
+    /// offload. Called again when the sides change (a pair from the pools).
+    pub fn settle_offload(&mut self) {
+        if self.impaired() && self.offload {
+            if self.offload_given {
+                self.offload_ignored = Some("impairment acts on wire-size packets");
+            }
+            self.offload = false;
+        }
+    }
+
     pub fn has_v6(&self) -> bool {
         self.sides[0].v6.is_some()
     }
@@ -303,7 +315,7 @@ fn validate(command: Command, mut raw: args::Raw) -> std::result::Result<Config,
     if has_v6 && mtu < 1280 {
         return Err(format!("--mtu {mtu} is below 1280, the minimum for IPv6"));
     }
-    let mut offload = match raw.one("offload") {
+    let offload = match raw.one("offload") {
         None | Some("on") => true,
         Some("off") => false,
         Some(other) => return Err(format!("--offload '{other}' must be 'on' or 'off'")),
@@ -313,15 +325,7 @@ fn validate(command: Command, mut raw: args::Raw) -> std::result::Result<Config,
         Some(s) => Some(number::<u64>("--seed", s)?),
         None => None,
     };
-    // Impairment acts on wire-size packets, as on a real link: a 64 KiB GSO super-packet
-    // would be lost or delayed as a whole, 44 segments at once.
-    let impaired = (0..2).any(|i| !impair::merge(&impair, &sides[i].name).is_empty());
     let offload_given = raw.one("offload").is_some();
-    let offload_ignored =
-        (impaired && offload && offload_given).then_some("impairment acts on wire-size packets");
-    if impaired {
-        offload = false;
-    }
     let user = raw.one("user").map(str::to_string);
     if let Some(user) = &user {
         check_account_name("--user", user)?;
@@ -332,7 +336,7 @@ fn validate(command: Command, mut raw: args::Raw) -> std::result::Result<Config,
     } else {
         i8::try_from(raw.count("verbose")).unwrap_or(i8::MAX)
     };
-    Ok(Config {
+    let mut cfg = Config {
         command,
         sides,
         table,
@@ -349,7 +353,7 @@ fn validate(command: Command, mut raw: args::Raw) -> std::result::Result<Config,
         json: raw.count("json") > 0,
         impair,
         seed,
-        offload_ignored,
+        offload_ignored: None,
         offload_given,
         prog: None,
         mode: match raw.one("mode") {
@@ -358,7 +362,9 @@ fn validate(command: Command, mut raw: args::Raw) -> std::result::Result<Config,
             Some(other) => return Err(format!("--mode '{other}' must be 'tun' or 'tap'")),
         },
         capture_cmd,
-    })
+    };
+    cfg.settle_offload();
+    Ok(cfg)
 }
 
 /// `capture [WIRE] [-w FILE|-] [-c COUNT] [--duration SECONDS] [--list]`; the wire's name
@@ -414,15 +420,13 @@ fn impairment(
     let mut specs = Vec::new();
     for text in raw.all("impair") {
         let spec = impair::parse_impair(text).map_err(|e| format!("--impair '{text}': {e}"))?;
-        if let Some(side) = &spec.side {
-            if !raw.sides.is_empty() && !sides.iter().any(|s| &s.name == side) {
-                return Err(format!(
-                    "--impair '{text}': '{side}' is not a side of this wire ({} or {})",
-                    sides[0].name, sides[1].name
-                ));
-            }
-        }
         specs.push(spec);
+    }
+    // Without A B the pair is chosen later, from the policy's pools (claim.rs checks then).
+    if !raw.sides.is_empty() {
+        if let Some(e) = foreign_impair_side(&specs, sides) {
+            return Err(e);
+        }
     }
     let mut names: Vec<&str> = sides.iter().map(|s| s.name.as_str()).collect();
     names.extend(specs.iter().filter_map(|s| s.side.as_deref()));
@@ -431,6 +435,21 @@ fn impairment(
             .map_err(|e| format!("--impair for {name}: {e}"))?;
     }
     Ok(specs)
+}
+
+/// The complaint about the first `--impair` that names a side other than `sides`.
+pub fn foreign_impair_side(specs: &[impair::ImpairSpec], sides: &[Side; 2]) -> Option<String> {
+    let spec = specs.iter().find(|spec| {
+        spec.side
+            .as_ref()
+            .is_some_and(|side| !sides.iter().any(|s| &s.name == side))
+    })?;
+    Some(format!(
+        "--impair '{spec}': '{}' is not a side of this wire ({} or {})",
+        spec.side.as_deref().unwrap_or_default(),
+        sides[0].name,
+        sides[1].name
+    ))
 }
 
 /// --snaplen, shared by the wire's capture and `tunwire capture`.

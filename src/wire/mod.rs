@@ -171,6 +171,10 @@ fn reloader(cfg: Config, mut seed: u64) -> relay::Reload {
         let new = crate::config::parse(std::env::args_os().skip(1), &crate::config::read_file)
             .map_err(|e| log::error!("SIGHUP: {e}; the impairment stays as it was"))
             .ok()?;
+        if let Some(e) = crate::config::foreign_impair_side(&new.impair, &cfg.sides) {
+            log::error!("SIGHUP: {e}; the impairment stays as it was");
+            return None;
+        }
         let mut next = cfg.clone();
         next.impair = new.impair;
         if let Some(s) = new.seed {
