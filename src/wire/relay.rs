@@ -30,7 +30,13 @@ const BUF_LEN: usize = 65_536 + 256;
 /// With capture on, wake at least this often so buffered records reach the file.
 const CAPTURE_TICK: Duration = Duration::from_secs(1);
 /// Bytes one leg may hold in its delay queue, whatever its packet limit: memory stays bounded.
+/// Each held packet costs its bytes plus `HELD_OVERHEAD`.
 const MAX_QUEUED_BYTES: usize = 32 << 20;
+/// What holding one packet costs besides its bytes: the slot, the allocator's header and
+/// rounding, the engine's queue entry. A flood of tiny packets is bounded too.
+const HELD_OVERHEAD: usize = 192;
+/// Free slots kept after the queues drained; the rest of the pool is given back.
+const POOL_KEEP: usize = 1024;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
@@ -89,6 +95,14 @@ struct Pool {
 }
 
 impl Pool {
+    /// Give back the memory of a flood once no packet is held (every slot is free).
+    fn shrink(&mut self) {
+        debug_assert_eq!(self.free.len(), self.slots.len());
+        self.slots.truncate(POOL_KEEP);
+        self.slots.shrink_to_fit();
+        self.free = (0..self.slots.len() as u32).collect();
+    }
+
     fn put(&mut self, leg: usize, plan: Plan, id: u64, data: &[u8]) -> u32 {
         let i = match self.free.pop() {
             Some(i) => i,
@@ -356,7 +370,7 @@ impl Relay {
             return;
         }
         for plan in decision.copies.into_iter().flatten() {
-            if self.queued_bytes[leg] + n > MAX_QUEUED_BYTES {
+            if self.queued_bytes[leg] + n + HELD_OVERHEAD > MAX_QUEUED_BYTES {
                 if let Some(e) = self.legs[leg].engine.as_mut() {
                     e.count_queue_full();
                 }
@@ -381,7 +395,7 @@ impl Relay {
                 .as_mut()
                 .map_or(Ok(()), |e| e.enqueue(&plan, slot));
             match refused {
-                Ok(()) => self.queued_bytes[leg] += n,
+                Ok(()) => self.queued_bytes[leg] += n + HELD_OVERHEAD,
                 Err(slot) => {
                     self.pool.free.push(slot);
                     self.record(
@@ -407,7 +421,7 @@ impl Relay {
                 // Swap the held packet into the working buffer (no copy, no allocation).
                 std::mem::swap(&mut self.buf, &mut h.buf);
                 let (plan, id) = (h.plan, h.id);
-                self.queued_bytes[leg] -= n;
+                self.queued_bytes[leg] -= n + HELD_OVERHEAD;
                 let mut comment = std::mem::take(&mut self.comment);
                 impair::plan_comment(&plan, &mut comment);
                 let flags = if plan.corrupt.is_some() {
@@ -422,6 +436,9 @@ impl Relay {
                 std::mem::swap(&mut self.buf, &mut h.buf);
                 self.pool.free.push(slot);
             }
+        }
+        if self.pool.slots.len() > POOL_KEEP && self.queued_bytes.iter().all(|&b| b == 0) {
+            self.pool.shrink();
         }
     }
 
