@@ -220,7 +220,11 @@ impl Capture {
             return;
         }
         if let Some(out) = self.out.as_mut().filter(|_| self.max_size.is_none()) {
-            if out.path.as_deref().is_some_and(|p| sink::same_file(&out.file, p)) {
+            if out
+                .path
+                .as_deref()
+                .is_some_and(|p| sink::same_file(&out.file, p))
+            {
                 if std::mem::take(&mut self.section_pending) {
                     out.buf.extend_from_slice(&self.header);
                     out.size += self.header.len() as u64;

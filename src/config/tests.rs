@@ -245,3 +245,40 @@ fn big_config_file_is_refused() {
     assert!(e.contains("larger than"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `args(s)` with `--impair VALUE` appended (VALUE keeps its spaces).
+fn with_impair(s: &str, value: &str) -> Vec<OsString> {
+    let mut v = args(s);
+    v.extend(["--impair".into(), value.into()]);
+    v
+}
+
+#[test]
+fn impair_side_must_be_a_side_of_the_wire() {
+    let sides = "tun0=192.168.13.1 tun1=192.168.13.2";
+    let e = parse(with_impair(sides, "tun9: loss 5%"), &no_file).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    let e = e.to_string();
+    assert!(
+        e.contains("'tun9' is not a side of this wire (tun0 or tun1)"),
+        "{e}"
+    );
+    let c = parse(with_impair(sides, "tun1: loss 5%"), &no_file).unwrap();
+    assert!(foreign_impair_side(&c.impair, &c.sides).is_none());
+    // Without A B the pair comes from the pools later; claim.rs picks one with tun9.
+    let c = parse(with_impair("", "tun9: loss 5%"), &no_file).unwrap();
+    assert!(foreign_impair_side(&c.impair, &c.sides).is_some());
+}
+
+#[test]
+fn impairment_turns_offload_off_and_says_why_when_it_was_asked_for() {
+    let c = parse(with_impair("", "loss 5%"), &no_file).unwrap();
+    assert!(!c.offload && c.offload_ignored.is_none());
+    let c = parse(with_impair("--offload on", "loss 5%"), &no_file).unwrap();
+    assert!(!c.offload && c.offload_ignored.is_some());
+    let mut c = parse(with_impair("--offload on", "tun9: loss 5%"), &no_file).unwrap();
+    assert!(c.offload, "tun9 is not a side of tun0/tun1");
+    c.sides[1].name = "tun9".into();
+    c.settle_offload();
+    assert!(!c.offload && c.offload_ignored.is_some());
+}
