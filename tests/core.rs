@@ -465,15 +465,13 @@ fn sigint_and_sigterm_to_the_relay_clean_up() {
     let mut tw = ns.up(&[], As::Root);
     let e = tw.stop("INT");
     assert_eq!(e.code, Some(0), "SIGINT to the supervisor: {e}");
-    ns.assert_no_leftovers();
-    assert_eq!(ns.state(), before, "after SIGINT");
+    ns.assert_restored(&before, "after SIGINT");
 
     let mut tw = ns.up(&[], As::Root);
     tw.signal_relay("TERM");
     let e = tw.wait_exit(EXIT_TIMEOUT);
     assert_eq!(e.code, Some(0), "SIGTERM to the relay: {e}");
-    ns.assert_no_leftovers();
-    assert_eq!(ns.state(), before, "after SIGTERM to the relay");
+    ns.assert_restored(&before, "after SIGTERM to the relay");
 }
 
 #[test]
@@ -488,8 +486,7 @@ fn sigkill_of_the_relay_makes_the_supervisor_clean_up() {
     tw.signal_relay("KILL");
     let e = tw.wait_exit(EXIT_TIMEOUT);
     assert_eq!(e.code, Some(1), "supervisor after the relay's SIGKILL: {e}");
-    ns.assert_no_leftovers();
-    assert_eq!(ns.state(), before, "state after the relay's SIGKILL");
+    ns.assert_restored(&before, "after the relay's SIGKILL");
 }
 
 #[test]

@@ -410,8 +410,7 @@ fn exit_status_is_the_programs() {
                 e.stderr.contains(&format!("sh exited with status {code}")),
                 "the log should say how the program ended: {e}"
             );
-            ns.assert_no_leftovers();
-            assert_eq!(ns.state(), before, "state after `exit {code}` ({who:?})");
+            ns.assert_restored(&before, &format!("after `exit {code}` ({who:?})"));
         }
     }
 }
@@ -444,8 +443,7 @@ fn sigterm_gives_0_when_the_program_handles_it_and_143_when_it_dies_of_it() {
             "{prog:?} should have exited by itself after the forwarded SIG{sig}: {e}"
         );
         assert!(!alive(pid), "{prog:?} outlived tunwire");
-        ns.assert_no_leftovers();
-        assert_eq!(ns.state(), before, "state after stopping {prog:?}");
+        ns.assert_restored(&before, &format!("after stopping {prog:?}"));
     }
     // A program without a handler dies of the forwarded SIGTERM: 128 + 15.
     let mut tw = up_prog(
@@ -457,8 +455,7 @@ fn sigterm_gives_0_when_the_program_handles_it_and_143_when_it_dies_of_it() {
     let e = tw.stop("TERM");
     assert_eq!(e.code, Some(143), "sleep killed by SIGTERM: {e}");
     assert!(!alive(pid), "sleep outlived tunwire");
-    ns.assert_no_leftovers();
-    assert_eq!(ns.state(), before, "state after sleep died of SIGTERM");
+    ns.assert_restored(&before, "after sleep died of SIGTERM");
 }
 
 #[test]
@@ -703,8 +700,7 @@ fn a_python_daemon_holding_the_devices_is_killed_when_the_program_exits() {
     assert_eq!(e.code, Some(3), "the program's `sys.exit(3)`: {e}");
     assert!(!alive(daemon), "the daemon outlived the wire");
     assert_nothing_runs(&ns);
-    ns.assert_no_leftovers();
-    assert_eq!(ns.state(), before, "state after the program exited");
+    ns.assert_restored(&before, "after the program exited");
 }
 
 /// Outside the wire (started by the test as twmember): receives two descriptors on an
@@ -1937,8 +1933,7 @@ fn a_program_on_path_is_found_as_a_shell_finds_it() {
              shell does ({who:?}): {e}",
             dirs[2].display()
         );
-        ns.assert_no_leftovers();
-        assert_eq!(ns.state(), before, "state ({who:?})");
+        ns.assert_restored(&before, &format!("({who:?})"));
     }
     // Only files the user may not execute: 126, as in a shell. (/usr/bin and /bin stay on
     // PATH for the commands that start tunwire; they hold no twprog.)

@@ -575,6 +575,12 @@ impl Netns {
 
     /// Assert that nothing of a (default-named, table 13) instance is left: no proto 199 rule,
     /// no `iif tun0/tun1` rule, no tun0/tun1 link, table 13 empty.
+    /// No leftovers, and the namespace's state is `before` again (`what` names the moment).
+    pub fn assert_restored(&self, before: &str, what: &str) {
+        self.assert_no_leftovers();
+        assert_eq!(self.state(), before, "state {what}");
+    }
+
     pub fn assert_no_leftovers(&self) {
         let rules = self.rules();
         assert!(
