@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Integration tests for the issue "Watch a running wire": `tunwire capture` (live readers that
+//! attach to a running wire through its relay's abstract socket `tunwire-capture-PID`), who may
+//! attach, many readers and slow ones, the socket's lifetime, and the Wireshark extcap interface
+//! driven by the real tshark. The real binary runs as root or as the test members in a private
+//! network + mount namespace per test (see tests/common); a test's policy file exists only in
+//! that namespace's /etc overlay, and the extcap folder tshark searches is a temporary HOME.
+//! Traffic goes only to 192.168.13.x inside the namespace.
+//!
+//! Wires run as the member `twmember` through the `cap_net_admin+ep` copy (`As::CapUser`), as a
+//! student would run them; readers run through the copy without capabilities (`As::User`): a
+//! reader needs none.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What a background script must not inherit from the test runner (see `scrub_env`).
+const CLEAN_ENV: &str = "unset RUST_LOG SUDO_USER SUDO_UID SUDO_GID NOTIFY_SOCKET JOURNAL_STREAM; ";
+/// pcapng's Section Header Block type, the first four bytes of every pcapng file.
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+// ----------------------------------------------------------------------------------------------
+// Private helpers
+// ----------------------------------------------------------------------------------------------
+
+/// A fresh namespace with both binary copies made up front (no "Text file busy" when tests run
+/// in parallel) and no IPv6 on new interfaces: the TUNs send no router solicitations, so the
+/// pings of a test are the only packets that cross its wire.
+fn netns() -> Netns {
+    let ns = Netns::new();
+    ns.prepare_binary_copies();
+    ns.sh_ok("sysctl -qw net.ipv6.conf.default.disable_ipv6=1");
+    ns
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// Quote `s` for bash.
+fn q(s: impl AsRef<str>) -> String {
+    format!("'{}'", s.as_ref().replace('\'', r"'\''"))
+}
+
+/// The shell words that run the binary as `who` (the same binaries as `tunwire_cmd`).
+fn bin_as(ns: &Netns, who: As) -> String {
+    match who {
+        As::Root => q(BIN),
+        As::CapUser(u) | As::User(u) => format!(
+            "setpriv --reuid={} --regid={} --init-groups {}",
+            u.uid,
+            u.gid,
+            q(p(&ns.binary_copy(matches!(who, As::CapUser(_)))))
+        ),
+    }
+}
+
+/// A 0755 directory `name` in the scratch directory, owned by `user`, for its capture files.
+fn dir_of(ns: &Netns, user: &TestUser, name: &str) -> PathBuf {
+    let dir = ns.dir().join(name);
+    fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    std::os::unix::fs::chown(&dir, Some(user.uid), Some(user.gid)).expect("chown dir");
+    dir
+}
+
+/// twmember's wire with the default pair, through the file capability, ready.
+fn member_wire(ns: &Netns, args: &[&str]) -> Instance {
+    ns.up(args, As::CapUser(&MEMBER))
+}
+
+/// Wait until the wire logs `capture reader N attached`: the reader's request was taken and
+/// every packet from now on reaches it. Panics with both sides' output otherwise.
+fn wait_attached(tw: &Instance, n: u32, reader_err: impl Fn() -> String) {
+    let needle = format!("capture reader {n} attached");
+    assert!(
+        wait_until(READY_TIMEOUT, || tw.stderr().contains(&needle)),
+        "the wire never logged {needle:?}; wire:\n{}\nreader:\n{}",
+        tw.stderr(),
+        reader_err()
+    );
+}
+
+/// `tunwire capture ARGS` as `who`, started in the background; returned once the wire logs it
+/// as reader `n`.
+fn reader(ns: &Netns, tw: &Instance, n: u32, args: &[&str], who: As) -> Instance {
+    let mut all = vec!["capture"];
+    all.extend_from_slice(args);
+    let r = ns.start(ns.tunwire_cmd(&all, who));
+    wait_attached(tw, n, || r.stderr());
+    r
+}
+
+/// Wait for a reader to end by itself (COUNT, --duration, the wire's end) and expect exit 0.
+fn reader_done(r: &mut Instance) -> Exited {
+    let e = r.wait_exit(EXIT_TIMEOUT);
+    assert_eq!(e.code, Some(0), "the reader should end with exit 0: {e}");
+    e
+}
+
+/// `ping -c COUNT` with extra `opts` to 192.168.13.2; asserts every reply arrived.
+fn ping_ok(ns: &Netns, count: u32, opts: &str) {
+    let out = ns.sh(&format!("ping -4 -n -q -W 2 -c {count} {opts} {B4}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && text.contains(&format!("{count} packets transmitted, {count} received")),
+        "ping -c {count} {opts} {B4} failed ({}):\n{text}{}\nrules:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        ns.rules()
+    );
+}
+
+/// `tshark -r FILE [-Y FILTER] -T fields -e F...` inside the namespaces: one Vec per frame.
+/// Panics unless tshark exits 0 (a torn or garbled file makes it fail).
+fn tshark_fields(ns: &Netns, file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut script = format!("tshark -n -r {} -T fields -E separator=/t", q(p(file)));
+    if !filter.is_empty() {
+        script += &format!(" -Y {}", q(filter));
+    }
+    for f in fields {
+        script += &format!(" -e {f}");
+    }
+    ns.sh_ok(&script)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+/// The pcapng direction flag of a frame (`0x00000002` -> 2).
+fn direction(flags: &str) -> u32 {
+    u32::from_str_radix(flags.trim_start_matches("0x"), 16)
+        .unwrap_or_else(|e| panic!("packet flags {flags:?}: {e}"))
+        & 3
+}
+
+/// Assert that `file` is a pcapng capture of the 5 pings just sent: 10 ICMP frames, each
+/// request on tun0 and each reply on tun1, all marked outbound (epb_flags direction 2: the
+/// host sent it on that TUN and the relay read it), and nothing else.
+fn assert_five_pings(ns: &Netns, file: &Path) {
+    let head = fs::read(file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+    assert!(
+        head.starts_with(&PCAPNG_MAGIC),
+        "{} is not pcapng (starts {:02x?})",
+        file.display(),
+        &head[..head.len().min(8)]
+    );
+    let rows = tshark_fields(
+        ns,
+        file,
+        "",
+        &[
+            "frame.interface_name",
+            "frame.packet_flags_direction",
+            "icmp.type",
+            "icmp.seq",
+        ],
+    );
+    assert_eq!(rows.len(), 10, "10 frames, the 5 pings: {rows:?}");
+    let mut requests = Vec::new();
+    let mut replies = Vec::new();
+    for row in &rows {
+        assert_eq!(direction(&row[1]), 2, "direction of {row:?}; all: {rows:?}");
+        match (row[0].as_str(), row[2].as_str()) {
+            ("tun0", "8") => requests.push(row[3].clone()),
+            ("tun1", "0") => replies.push(row[3].clone()),
+            _ => panic!("unexpected frame {row:?}: requests on tun0, replies on tun1: {rows:?}"),
+        }
+    }
+    let seqs: Vec<String> = (1..=5).map(|n| n.to_string()).collect();
+    assert_eq!(requests, seqs, "requests on tun0, each once: {rows:?}");
+    assert_eq!(replies, seqs, "replies on tun1, each once: {rows:?}");
+}
+
+// ----------------------------------------------------------------------------------------------
+// 1: the owner captures their own wire
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn owner_captures_ten_packets_of_both_directions_to_a_file() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let mut tw = member_wire(&ns, &[]);
+    let dir = dir_of(&ns, &MEMBER, "cap");
+    let file = dir.join("live.pcapng");
+    let mut r = reader(
+        &ns,
+        &tw,
+        1,
+        &["tun0", "-c", "10", "-w", p(&file)],
+        As::User(&MEMBER),
+    );
+    ping_ok(&ns, 5, "-i 0.2");
+    let e = reader_done(&mut r);
+    assert!(
+        e.stderr.contains("10 packets captured"),
+        "the reader reports its count: {e}"
+    );
+    assert_five_pings(&ns, &file);
+    // Both interfaces are described, with the pair's addresses.
+    let idbs = tshark_fields(
+        &ns,
+        &file,
+        "",
+        &["frame.interface_name", "frame.interface_description"],
+    );
+    for (name, addr) in [("tun0", A4), ("tun1", B4)] {
+        assert!(
+            idbs.iter().any(|r| r[0] == name && r[1].starts_with(addr)),
+            "no frame on {name} described as {addr}...: {idbs:?}"
+        );
+    }
+    assert!(
+        wait_until(READY_TIMEOUT, || tw
+            .stderr()
+            .contains("capture reader 1 detached")),
+        "the wire logs the reader's end:\n{}",
+        tw.stderr()
+    );
+    stop_clean(&ns, &mut tw);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn owner_streams_to_tshark_naming_either_side_or_none() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let mut tw = member_wire(&ns, &[]);
+    let reader = bin_as(&ns, As::User(&MEMBER));
+    // `-w -` into `tshark -r -` (a pipe, as in `tunwire capture | wireshark -k -i -`), naming
+    // the wire by its second side, by its first, then not at all (one wire runs).
+    for (n, wire) in [(1, "tun1"), (2, "tun0"), (3, "")] {
+        let out = ns.dir().join(format!("tshark{n}.txt"));
+        let bg = ns.spawn_bg(&format!(
+            "{CLEAN_ENV}{reader} capture {wire} -c 10 -w - | tshark -n -r - -T fields \
+             -E separator=/t -e frame.interface_name -e frame.packet_flags_direction \
+             -e icmp.type > {out}; echo \"exit ${{PIPESTATUS[*]}}\" >&2",
+            out = q(p(&out))
+        ));
+        wait_attached(&tw, n, || bg.stderr());
+        ping_ok(&ns, 5, "-i 0.2");
+        let mut bg = bg;
+        let e = bg.wait(EXIT_TIMEOUT);
+        assert!(
+            e.stderr.contains("exit 0 0"),
+            "capture {wire:?} -w - | tshark -r -: both should exit 0: {e}"
+        );
+        let text = fs::read_to_string(&out).expect("read tshark output");
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+        assert_eq!(rows.len(), 10, "capture {wire:?}: 10 frames: {rows:?}");
+        for row in &rows {
+            let expected = if row[2] == "8" { "tun0" } else { "tun1" };
+            assert_eq!(row[0], expected, "capture {wire:?}: {rows:?}");
+            assert_eq!(direction(row[1]), 2, "capture {wire:?}: {rows:?}");
+        }
+        assert_eq!(
+            rows.iter().filter(|r| r[2] == "8").count(),
+            5,
+            "capture {wire:?}: 5 requests, 5 replies: {rows:?}"
+        );
+    }
+    // A name that is no side of a running wire.
+    let e = ns.run_tunwire(&["capture", "tun9", "-c", "1"], As::User(&MEMBER));
+    assert_eq!(e.code, Some(1), "capture tun9: {e}");
+    assert!(
+        e.stderr
+            .contains("no running wire has an interface named tun9"),
+        "{e}"
+    );
+    stop_clean(&ns, &mut tw);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn with_two_wires_the_reader_must_name_one_and_gets_only_that_one() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let mut first = member_wire(&ns, &[]);
+    let mut second = ns.up(&[], As::CapUser(&EXTRA_MEMBERS[0]));
+    assert!(
+        second
+            .stderr()
+            .contains("ready: tun2 192.168.13.3 <-> tun3 192.168.13.4"),
+        "the second wire takes the next pair:\n{}",
+        second.stderr()
+    );
+    let e = ns.run_tunwire(&["capture", "-c", "1", "-w", "-"], As::Root);
+    assert_eq!(e.code, Some(2), "capture without WIRE, two wires: {e}");
+    assert!(
+        e.stderr.contains("2 wires are running") && e.stderr.contains("tun0, tun2"),
+        "the refusal names the wires: {e}"
+    );
+    // Root reads twmember2's wire by its second side while both wires carry pings.
+    let file = ns.dir().join("second.pcapng");
+    let mut r = reader(
+        &ns,
+        &second,
+        1,
+        &["tun3", "-c", "6", "-w", p(&file)],
+        As::Root,
+    );
+    ns.sh_ok(&format!(
+        "ping -4 -n -q -c 3 -i 0.2 {B4} & ping -4 -n -q -c 3 -i 0.2 192.168.13.4; wait"
+    ));
+    reader_done(&mut r);
+    let rows = tshark_fields(&ns, &file, "", &["frame.interface_name", "ip.dst"]);
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    for row in &rows {
+        assert!(
+            (row[0] == "tun2" && row[1] == "192.168.13.4")
+                || (row[0] == "tun3" && row[1] == "192.168.13.3"),
+            "only the second wire's packets: {rows:?}"
+        );
+    }
+    assert!(
+        !first.stderr().contains("capture reader"),
+        "the first wire saw no reader:\n{}",
+        first.stderr()
+    );
+    for w in [&mut first, &mut second] {
+        let e = w.stop("TERM");
+        assert_eq!(e.code, Some(0), "{e}");
+    }
+    ns.assert_no_leftovers();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn snaplen_64_keeps_64_bytes_and_duration_1_stops_after_a_second() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let mut tw = member_wire(&ns, &[]);
+    let dir = dir_of(&ns, &MEMBER, "cap");
+
+    let short = dir.join("short.pcapng");
+    let mut r = reader(
+        &ns,
+        &tw,
+        1,
+        &["--snaplen", "64", "-c", "10", "-w", p(&short)],
+        As::User(&MEMBER),
+    );
+    assert!(
+        tw.stderr()
+            .contains("capture reader 1 attached (snaplen 64)"),
+        "{}",
+        tw.stderr()
+    );
+    ping_ok(&ns, 5, "-i 0.2");
+    reader_done(&mut r);
+    let rows = tshark_fields(&ns, &short, "", &["frame.cap_len", "frame.len"]);
+    assert_eq!(rows.len(), 10, "{rows:?}");
+    for row in &rows {
+        assert_eq!(
+            row,
+            &["64", "84"],
+            "64 of the 84 bytes of each echo stored: {rows:?}"
+        );
+    }
+
+    // --duration 1 with no traffic: it stops by the clock, not by a packet, and exits 0 with a
+    // readable (empty) capture.
+    let timed = dir.join("timed.pcapng");
+    let mut r = reader(
+        &ns,
+        &tw,
+        2,
+        &["--duration", "1", "-w", p(&timed)],
+        As::User(&MEMBER),
+    );
+    let attached = Instant::now();
+    let e = reader_done(&mut r);
+    let took = attached.elapsed();
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_secs(10),
+        "--duration 1 took {took:?} after attaching: {e}"
+    );
+    assert!(
+        fs::read(&timed)
+            .expect("read timed")
+            .starts_with(&PCAPNG_MAGIC),
+        "--duration 1 writes the pcapng header"
+    );
+    assert!(tshark_fields(&ns, &timed, "", &["frame.number"]).is_empty());
+    stop_clean(&ns, &mut tw);
+}
