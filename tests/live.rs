@@ -18,10 +18,23 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The policy file; the path is fixed in the binary.
+const POLICY: &str = "/etc/tunwire/policy.conf";
+/// Exit status of every refusal.
+const NOPERM: Option<i32> = Some(77);
 /// What a background script must not inherit from the test runner (see `scrub_env`).
 const CLEAN_ENV: &str = "unset RUST_LOG SUDO_USER SUDO_UID SUDO_GID NOTIFY_SOCKET JOURNAL_STREAM; ";
 /// pcapng's Section Header Block type, the first four bytes of every pcapng file.
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+/// The built-in policy, written out so that a test can add `capture` lines to it.
+const BUILTIN_POLICY: &str = "allow group tunwire
+pool 192.168.13.0/24
+pool fd13::/64
+names tun*
+tables 13
+max-wires 4
+";
+
 // ----------------------------------------------------------------------------------------------
 // Private helpers
 // ----------------------------------------------------------------------------------------------
@@ -173,6 +186,49 @@ fn assert_five_pings(ns: &Netns, file: &Path) {
     let seqs: Vec<String> = (1..=5).map(|n| n.to_string()).collect();
     assert_eq!(requests, seqs, "requests on tun0, each once: {rows:?}");
     assert_eq!(replies, seqs, "replies on tun1, each once: {rows:?}");
+}
+
+/// The `capture:` verdict of `tunwire capture --list` for the wire whose first side is `a`.
+fn list_verdict(ns: &Netns, who: As, a: &str) -> String {
+    let e = ns.run_tunwire(&["capture", "--list"], who);
+    assert_eq!(e.code, Some(0), "capture --list as {who:?}: {e}");
+    e.stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{a} ")))
+        .and_then(|l| l.split_once("capture: "))
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_else(|| panic!("capture --list as {who:?} shows no wire {a}: {e}"))
+}
+
+/// How often a refusal is tried: a refused reader must get its reason every time, not only
+/// when it wins the race with the relay's answer (see `assert_capture_refused`).
+const REFUSALS: usize = 5;
+
+/// `tunwire capture -c 1 -w FILE` as `user` (no capability) is refused, every one of
+/// `REFUSALS` times: exit 77, a message that contains every needle, and nothing written.
+fn assert_capture_refused(ns: &Netns, user: &'static TestUser, needles: &[&str]) {
+    let dir = ns.dir().join(format!("refused-{}", user.name));
+    if !dir.exists() {
+        dir_of(ns, user, &format!("refused-{}", user.name));
+    }
+    let file = dir.join("x.pcapng");
+    for attempt in 1..=REFUSALS {
+        let e = ns.run_tunwire(&["capture", "-c", "1", "-w", p(&file)], As::User(user));
+        assert_eq!(
+            e.code, NOPERM,
+            "{} must be refused with exit 77 (attempt {attempt} of {REFUSALS}): {e}",
+            user.name
+        );
+        for needle in needles {
+            assert!(
+                e.stderr.contains(needle),
+                "{}: the refusal should say {needle:?} (attempt {attempt}): {e}",
+                user.name
+            );
+        }
+        let got = fs::read(&file).unwrap_or_default();
+        assert!(got.is_empty(), "{} got {} bytes", user.name, got.len());
+    }
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -394,5 +450,122 @@ fn snaplen_64_keeps_64_bytes_and_duration_1_stops_after_a_second() {
         "--duration 1 writes the pcapng header"
     );
     assert!(tshark_fields(&ns, &timed, "", &["frame.number"]).is_empty());
+    stop_clean(&ns, &mut tw);
+}
+
+// ----------------------------------------------------------------------------------------------
+// 2: who may attach
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn root_the_owner_and_the_policys_readers_attach_others_are_refused() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    // twmember is in twg005 as the 7th of its 122 groups (SO_PEERGROUPS must see it);
+    // twmember3 is named; twmember4 is a member of tunwire the policy does not name.
+    ns.write_file(
+        POLICY,
+        &format!("{BUILTIN_POLICY}capture group twg005\ncapture user twmember3\n"),
+        0o644,
+    );
+    let owner = &EXTRA_MEMBERS[0];
+    let named = &EXTRA_MEMBERS[1];
+    let other = &EXTRA_MEMBERS[2];
+    let mut tw = ns.up(&[], As::CapUser(owner));
+    // Five pings a second for the whole test: every allowed reader gets packets.
+    let _pinger = ns.spawn_bg(&format!("exec ping -4 -n -q -i 0.2 {B4}"));
+
+    let allowed: [(As, &str); 4] = [
+        (As::Root, "root"),
+        (As::User(owner), "the owner"),
+        (As::User(&MEMBER), "a member of twg005"),
+        (As::User(named), "capture user twmember3"),
+    ];
+    for (n, (who, what)) in allowed.iter().enumerate() {
+        assert_eq!(
+            list_verdict(&ns, *who, "tun0"),
+            "yes, you may attach",
+            "{what}"
+        );
+        let file = ns.dir().join(format!("allowed{n}.pcapng"));
+        fs::write(&file, b"").expect("create capture file");
+        if let As::User(u) = who {
+            std::os::unix::fs::chown(&file, Some(u.uid), Some(u.gid)).expect("chown");
+        }
+        let e = ns.run_tunwire(&["capture", "-c", "2", "-w", p(&file)], *who);
+        assert_eq!(e.code, Some(0), "{what} may attach: {e}");
+        let rows = tshark_fields(&ns, &file, "icmp", &["frame.number"]);
+        assert_eq!(rows.len(), 2, "{what} got 2 packets: {rows:?}");
+    }
+
+    let refused = [
+        (other, "a member of tunwire the policy does not name"),
+        (&STRANGER, "a stranger"),
+    ];
+    for (user, what) in refused {
+        assert_eq!(
+            list_verdict(&ns, As::User(user), "tun0"),
+            "no, you may not attach",
+            "{what}"
+        );
+    }
+    assert_eq!(
+        tw.stderr().matches(" attached (snaplen").count(),
+        4,
+        "four readers attached:\n{}",
+        tw.stderr()
+    );
+    for (user, _) in refused {
+        // The refusal names what is missing: a capture line in the policy.
+        assert_capture_refused(
+            &ns,
+            user,
+            &["may not capture on tun0", "capture group", POLICY],
+        );
+        let logged = format!("capture reader uid {} refused", user.uid);
+        assert!(
+            wait_until(READY_TIMEOUT, || tw.stderr().contains(&logged)),
+            "the wire logs {logged:?}:\n{}",
+            tw.stderr()
+        );
+    }
+    // The refusals did not hurt the wire, and attached nobody.
+    ping_ok(&ns, 2, "-i 0.2");
+    assert_eq!(tw.stderr().matches(" attached (snaplen").count(), 4);
+    stop_clean(&ns, &mut tw);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn without_capture_lines_only_root_and_the_owner_attach() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    // The built-in policy (no file): no capture readers.
+    let mut tw = member_wire(&ns, &[]);
+    assert_eq!(
+        list_verdict(&ns, As::User(&EXTRA_MEMBERS[0]), "tun0"),
+        "no, you may not attach"
+    );
+    assert_eq!(
+        list_verdict(&ns, As::User(&MEMBER), "tun0"),
+        "yes, you may attach"
+    );
+    let e = ns.run_tunwire(&["capture", "--duration", "1", "-w", "-"], As::Root);
+    assert_eq!(e.code, Some(0), "root: {e}");
+    assert!(
+        e.stdout.starts_with("\n\r\r\n"),
+        "root gets a pcapng stream"
+    );
+    // The refusal says the policy names no readers, and how to name some.
+    assert_capture_refused(
+        &ns,
+        &EXTRA_MEMBERS[0],
+        &["names no capture readers", "'capture group NAME'"],
+    );
     stop_clean(&ns, &mut tw);
 }
