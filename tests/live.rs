@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 const POLICY: &str = "/etc/tunwire/policy.conf";
 /// Exit status of every refusal.
 const NOPERM: Option<i32> = Some(77);
+/// Where the HTTP test's server listens (all addresses: a pair address cannot be bound).
+const HTTP_PORT: u16 = 8013;
 /// What a background script must not inherit from the test runner (see `scrub_env`).
 const CLEAN_ENV: &str = "unset RUST_LOG SUDO_USER SUDO_UID SUDO_GID NOTIFY_SOCKET JOURNAL_STREAM; ";
 /// pcapng's Section Header Block type, the first four bytes of every pcapng file.
@@ -186,6 +188,30 @@ fn assert_five_pings(ns: &Netns, file: &Path) {
     let seqs: Vec<String> = (1..=5).map(|n| n.to_string()).collect();
     assert_eq!(requests, seqs, "requests on tun0, each once: {rows:?}");
     assert_eq!(replies, seqs, "replies on tun1, each once: {rows:?}");
+}
+
+/// Wait until tshark finds at least `n` frames matching `filter` in `file`, which a reader may
+/// still be writing (a torn last record makes tshark fail: it is tried again).
+fn wait_frames(ns: &Netns, file: &Path, filter: &str, n: usize) {
+    let mut seen = 0;
+    let found = wait_until(READY_TIMEOUT, || {
+        let out = ns.sh(&format!(
+            "tshark -n -r {} -Y {} 2>/dev/null",
+            q(p(file)),
+            q(filter)
+        ));
+        seen = String::from_utf8_lossy(&out.stdout).lines().count();
+        out.status.success() && seen >= n
+    });
+    assert!(
+        found,
+        "{} shows {seen} frames matching {filter:?}, want {n}",
+        file.display()
+    );
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
 }
 
 /// The `capture:` verdict of `tunwire capture --list` for the wire whose first side is `a`.
@@ -566,6 +592,264 @@ fn without_capture_lines_only_root_and_the_owner_attach() {
         &ns,
         &EXTRA_MEMBERS[0],
         &["names no capture readers", "'capture group NAME'"],
+    );
+    stop_clean(&ns, &mut tw);
+}
+
+// ----------------------------------------------------------------------------------------------
+// 3: many readers, each may leave
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn three_readers_at_once_and_one_killed_mid_stream() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let mut tw = member_wire(&ns, &[]);
+    let dir = dir_of(&ns, &MEMBER, "cap");
+    // A reader drops every capability, root's too: root's file goes to a directory of root's.
+    let files: Vec<PathBuf> = (1..=3)
+        .map(|i| {
+            let d = if i == 2 { ns.dir() } else { &dir };
+            d.join(format!("reader{i}.pcapng"))
+        })
+        .collect();
+    let who = [As::User(&MEMBER), As::Root, As::User(&MEMBER)];
+    let mut readers: Vec<Instance> = (0..3)
+        .map(|i| reader(&ns, &tw, i as u32 + 1, &["-w", p(&files[i])], who[i]))
+        .collect();
+    ping_ok(&ns, 5, "-i 0.2");
+    for file in &files {
+        wait_frames(&ns, file, "icmp", 10);
+    }
+    // The second reader dies mid-stream (no goodbye); the wire notices at once.
+    readers[1].signal("KILL");
+    let killed = readers[1].wait_exit(EXIT_TIMEOUT);
+    assert_eq!(killed.signal, Some(9), "{killed}");
+    assert!(
+        wait_until(READY_TIMEOUT, || tw
+            .stderr()
+            .contains("capture reader 2 detached")),
+        "the wire logs the killed reader's detach:\n{}",
+        tw.stderr()
+    );
+    ping_ok(&ns, 5, "-i 0.2");
+    assert!(!tw.has_exited(), "the wire goes on");
+    // The others leave on SIGTERM/SIGINT with exit 0 and a whole file.
+    wait_frames(&ns, &files[0], "icmp", 20);
+    wait_frames(&ns, &files[2], "icmp", 20);
+    readers[0].signal("TERM");
+    readers[2].signal("INT");
+    for i in [0, 2] {
+        let e = reader_done(&mut readers[i]);
+        assert!(e.stderr.contains("20 packets captured"), "reader {i}: {e}");
+        let rows = tshark_fields(&ns, &files[i], "icmp", &["icmp.seq"]);
+        assert_eq!(rows.len(), 20, "reader {} got every ping: {rows:?}", i + 1);
+    }
+    // The killed reader kept what it got before it died: the first 5 pings, whole.
+    let rows = tshark_fields(&ns, &files[1], "icmp", &["icmp.seq"]);
+    assert_eq!(
+        rows.len(),
+        10,
+        "the killed reader's first 10 frames: {rows:?}"
+    );
+    let log = tw.stderr();
+    for n in 1..=3 {
+        for what in ["attached", "detached"] {
+            let line = format!("capture reader {n} {what}");
+            assert!(log.contains(&line), "no {line:?} in:\n{log}");
+        }
+    }
+    stop_clean(&ns, &mut tw);
+}
+
+// ----------------------------------------------------------------------------------------------
+// 4: a stalled reader loses records and never slows the wire
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn a_stalled_reader_loses_whole_records_and_never_slows_the_wire() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let www = ns.dir().join("www");
+    fs::create_dir(&www).expect("create www");
+    let size = 5 << 20;
+    let sha = ns.sh_ok(&format!(
+        "head -c {size} /dev/urandom > {0}/file.bin && chmod 0644 {0}/file.bin && \
+         sha256sum < {0}/file.bin",
+        q(p(&www))
+    ));
+    let mut tw = member_wire(&ns, &[]);
+    let mut server = ns.spawn_bg(&format!(
+        "exec python3 -u -m http.server --bind 0.0.0.0 --directory {} {HTTP_PORT} 1>&2",
+        q(p(&www))
+    ));
+    server.wait_stderr("Serving HTTP", READY_TIMEOUT);
+
+    // The reader writes into a pipe nobody reads until `go` exists: once the pipe is full it
+    // blocks in write(2) and stops reading its socket.
+    let dir = dir_of(&ns, &MEMBER, "cap");
+    let (go, out, pid) = (dir.join("go"), dir.join("out.pcapng"), dir.join("pid"));
+    let mut stalled = ns.spawn_bg(&format!(
+        "{CLEAN_ENV}{{ echo $BASHPID > {pid}; exec {reader} capture -w -; }} | \
+         {{ while [ ! -e {go} ]; do sleep 0.1; done; exec cat > {out}; }}",
+        pid = q(p(&pid)),
+        reader = bin_as(&ns, As::User(&MEMBER)),
+        go = q(p(&go)),
+        out = q(p(&out)),
+    ));
+    wait_attached(&tw, 1, || stalled.stderr());
+
+    let started = Instant::now();
+    let got = ns.sh_ok(&format!(
+        "curl -sS --fail --max-time 60 -o {0} http://{B4}:{HTTP_PORT}/file.bin && sha256sum < {0}",
+        q(p(&ns.dir().join("download.bin")))
+    ));
+    let took = started.elapsed();
+    assert_eq!(got, sha, "the 5 MiB transfer across the wire was corrupted");
+    ping_ok(&ns, 3, "-i 0.2");
+    assert!(
+        !tw.stderr().contains("capture reader 1 detached"),
+        "the stalled reader is still attached (it is slow, not gone):\n{}",
+        tw.stderr()
+    );
+    eprintln!("5 MiB across the wire with a stalled reader: {took:?}");
+
+    // The reader resumes: it gets the records its buffer kept, then the new ones, the first
+    // of which says how many were lost.
+    fs::write(&go, b"").expect("create go");
+    // What the relay kept for it arrives first; once the output stops growing the reader is
+    // level with the wire again, and the next pings reach it.
+    let mut last = 0;
+    assert!(
+        wait_until(READY_TIMEOUT, || {
+            sleep_ms(200);
+            let now = fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            let settled = now > 0 && now == last;
+            last = now;
+            settled
+        }),
+        "the resumed reader's output stays empty"
+    );
+    // 128-byte pings, told apart from the 84-byte ones sent while it was stalled.
+    ping_ok(&ns, 3, "-i 0.2 -s 100");
+    wait_frames(&ns, &out, "icmp.type == 0 && frame.len == 128", 3);
+    let reader_pid: u32 = fs::read_to_string(&pid)
+        .expect("read reader pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(signal(reader_pid, "TERM"), "SIGTERM the reader");
+    let e = stalled.wait(EXIT_TIMEOUT);
+    assert_eq!(e.code, Some(0), "the reader's pipeline: {e}");
+
+    let rows = tshark_fields(
+        &ns,
+        &out,
+        "",
+        &["frame.number", "frame.drop_count", "icmp.type", "frame.len"],
+    );
+    let dropped: u64 = rows.iter().filter_map(|r| r[1].parse::<u64>().ok()).sum();
+    let flagged: Vec<&Vec<String>> = rows.iter().filter(|r| !r[1].is_empty()).collect();
+    assert!(
+        dropped > 0 && !flagged.is_empty(),
+        "the stalled reader lost records, and a record says how many (frame.drop_count); \
+         {} frames, none with a drop count",
+        rows.len()
+    );
+    let resumed = rows
+        .iter()
+        .filter(|r| !r[2].is_empty() && r[3] == "128")
+        .count();
+    assert_eq!(
+        resumed, 6,
+        "the 3 pings after the reader resumed reached it, each direction"
+    );
+    // The losses are counted exactly: records kept plus records reported lost is every packet
+    // that crossed the wire while it was attached, which is all of them (the kernel's
+    // counters of both TUNs; IPv6 is off, so nothing else crossed).
+    let json = ns.sh_ok(&format!("{} list --json", q(BIN)));
+    let sent: u64 = [
+        "\"a_to_b\":{\"sent_packets\":",
+        "\"b_to_a\":{\"sent_packets\":",
+    ]
+    .iter()
+    .map(|key| {
+        json.split_once(key)
+            .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {key} in {json}"))
+    })
+    .sum();
+    assert_eq!(
+        rows.len() as u64 + dropped,
+        sent,
+        "{} records kept + {dropped} reported lost should be the {sent} packets that crossed",
+        rows.len()
+    );
+    eprintln!(
+        "stalled reader: {} records kept, {dropped} lost ({} records say so), {sent} crossed",
+        rows.len(),
+        flagged.len()
+    );
+    stop_clean(&ns, &mut tw);
+}
+
+// ----------------------------------------------------------------------------------------------
+// 5: impairment decisions reach live readers
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn impairment_comments_reach_live_readers() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let mut tw = member_wire(&ns, &["--impair", "tun0: loss 50%", "--seed", "1"]);
+    let dir = dir_of(&ns, &MEMBER, "cap");
+    let file = dir.join("impaired.pcapng");
+    let mut r = reader(
+        &ns,
+        &tw,
+        1,
+        &["-c", "30", "-w", p(&file)],
+        As::User(&MEMBER),
+    );
+    // Half the requests are lost: ping fails, by design.
+    ns.sh(&format!("ping -4 -n -q -W 1 -c 40 -i 0.05 {B4}"));
+    reader_done(&mut r);
+    let rows = tshark_fields(
+        &ns,
+        &file,
+        "",
+        &["frame.interface_name", "icmp.type", "frame.comment"],
+    );
+    assert_eq!(rows.len(), 30, "{rows:?}");
+    let drops: Vec<&Vec<String>> = rows
+        .iter()
+        .filter(|r| r[2].contains("tunwire: drop loss"))
+        .collect();
+    assert!(
+        !drops.is_empty(),
+        "the live stream carries `tunwire: drop loss` comments: {rows:?}"
+    );
+    for d in &drops {
+        assert_eq!(
+            (d[0].as_str(), d[1].as_str()),
+            ("tun0", "8"),
+            "only requests read from tun0 are impaired: {rows:?}"
+        );
+    }
+    let replies = rows.iter().filter(|r| r[1] == "0").count();
+    assert!(
+        replies > 0,
+        "the requests that passed were answered: {rows:?}"
     );
     stop_clean(&ns, &mut tw);
 }
