@@ -214,6 +214,14 @@ fn sleep_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
 }
 
+/// Whether the namespace's /proc/net/unix lists the abstract name `@tunwire-capture-PID`.
+fn listening(ns: &Netns, supervisor: u32) -> bool {
+    let name = format!("@tunwire-capture-{supervisor}");
+    ns.sh_ok("cat /proc/net/unix")
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some(name.as_str()))
+}
+
 /// The `capture:` verdict of `tunwire capture --list` for the wire whose first side is `a`.
 fn list_verdict(ns: &Netns, who: As, a: &str) -> String {
     let e = ns.run_tunwire(&["capture", "--list"], who);
@@ -852,4 +860,245 @@ fn impairment_comments_reach_live_readers() {
         "the requests that passed were answered: {rows:?}"
     );
     stop_clean(&ns, &mut tw);
+}
+
+// ----------------------------------------------------------------------------------------------
+// 6: a reader is not fooled by a squatter on the socket name
+// ----------------------------------------------------------------------------------------------
+
+/// A listener on `\0tunwire-capture-PID` that answers like a wire: `OK` and bytes that are no
+/// pcapng. A reader that trusted it would write them.
+const SQUATTER: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(b"\0tunwire-capture-" + sys.argv[1].encode())
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    c.settimeout(1)
+    try:
+        c.recv(128)
+        c.sendall(b"OK\n" + b"\x0a\x0d\x0d\x0a" + b"squatted" * 64)
+    except OSError:
+        pass
+    c.close()
+"#;
+
+#[test]
+#[ignore = "needs root"]
+fn a_socket_name_taken_by_another_user_is_refused_by_readers() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let squatter = ns.dir().join("squatter.py");
+    fs::write(&squatter, SQUATTER).expect("write squatter");
+    // The wrapper's pid becomes the supervisor's (exec, twice: setpriv, then tunwire): the
+    // squatter, started first as twstranger, takes the name the relay will want.
+    let script = format!(
+        "setpriv --reuid={s} --regid={s} --clear-groups /usr/bin/python3 {py} $$ &
+         for i in $(seq 200); do
+             grep -q '@tunwire-capture-'$$'$' /proc/net/unix && break; sleep 0.05
+         done
+         grep -q '@tunwire-capture-'$$'$' /proc/net/unix || {{ echo 'squatter not bound' >&2; exit 99; }}
+         exec \"$0\" \"$@\"",
+        s = STRANGER.uid,
+        py = q(p(&squatter)),
+    );
+    let args = [
+        format!("--reuid={}", MEMBER.uid),
+        format!("--regid={}", MEMBER.gid),
+        "--init-groups".into(),
+        p(&ns.binary_copy(true)).into(),
+    ];
+    let mut cmd = ns.command("bash");
+    cmd.arg("-c").arg(&script).arg("setpriv").args(&args);
+    scrub_env(&mut cmd);
+    let mut tw = ns.start(cmd);
+    if let Err(e) = tw.wait_stderr("ready:", READY_TIMEOUT) {
+        panic!("the wire did not start next to the squatter: {e}");
+    }
+    let sup = tw.pid();
+    assert!(
+        tw.stderr().contains("live capture is unavailable")
+            && tw.stderr().contains(&format!("tunwire-capture-{sup}")),
+        "the wire says why it takes no readers:\n{}",
+        tw.stderr()
+    );
+    // The wire itself works.
+    ping_ok(&ns, 3, "-i 0.2");
+
+    for who in [As::User(&MEMBER), As::Root] {
+        // A reader drops every capability, root's too: each writes to a directory of its own.
+        let file = match who {
+            As::Root => ns.dir().join("root.pcapng"),
+            _ => dir_of(&ns, &MEMBER, "cap").join("x.pcapng"),
+        };
+        let e = ns.run_tunwire(&["capture", "-c", "1", "-w", p(&file)], who);
+        assert_eq!(e.code, NOPERM, "{who:?} must refuse the squatter: {e}");
+        assert!(
+            e.stderr.contains(&format!("held by uid {}", STRANGER.uid))
+                && e.stderr.contains("not reading from it"),
+            "{who:?}: the refusal names the uid holding the socket: {e}"
+        );
+        let got = fs::read(&file).unwrap_or_default();
+        assert!(
+            got.is_empty(),
+            "{who:?} wrote {} bytes of the squatter's",
+            got.len()
+        );
+    }
+    // The extcap capture refuses the same way, before it opens Wireshark's FIFO.
+    let fifo = ns.dir().join("fifo");
+    ns.sh_ok(&format!("mkfifo -m 0666 {}", q(p(&fifo))));
+    let e = ns.run_tunwire(
+        &[
+            "--capture",
+            "--extcap-interface",
+            "tunwire-tun0",
+            "--fifo",
+            p(&fifo),
+        ],
+        As::User(&MEMBER),
+    );
+    assert_eq!(e.code, NOPERM, "extcap capture next to a squatter: {e}");
+    tw.signal("TERM");
+    let e = tw.wait_exit(EXIT_TIMEOUT);
+    assert_eq!(e.code, Some(0), "{e}");
+    ns.assert_no_leftovers();
+}
+
+// ----------------------------------------------------------------------------------------------
+// 7: the socket goes with the wire
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn the_socket_goes_with_the_wire_after_sigterm_and_sigkill() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let dir = dir_of(&ns, &MEMBER, "cap");
+
+    // SIGTERM, with a reader attached: the reader ends with the wire, exit 0.
+    let mut tw = member_wire(&ns, &[]);
+    let sup = tw.pid();
+    assert!(
+        listening(&ns, sup),
+        "the wire listens as @tunwire-capture-{sup}"
+    );
+    let mut r = reader(
+        &ns,
+        &tw,
+        1,
+        &["-w", p(&dir.join("ends.pcapng"))],
+        As::User(&MEMBER),
+    );
+    ping_ok(&ns, 2, "-i 0.2");
+    stop_clean(&ns, &mut tw);
+    let e = reader_done(&mut r);
+    assert!(e.stderr.contains("4 packets captured"), "{e}");
+    assert!(!listening(&ns, sup), "the socket is gone after SIGTERM");
+    let e = ns.run_tunwire(&["capture", "-c", "1"], As::User(&MEMBER));
+    assert_ne!(e.code, Some(0), "{e}");
+    assert!(e.stderr.contains("no wire is running"), "{e}");
+
+    // SIGKILL of both processes: the kernel closes the socket with the relay.
+    let mut tw = member_wire(&ns, &[]);
+    let sup = tw.pid();
+    assert!(listening(&ns, sup));
+    tw.kill_all();
+    assert!(
+        wait_until(READY_TIMEOUT, || !listening(&ns, sup)),
+        "the socket is gone after SIGKILL"
+    );
+    let e = ns.run_tunwire(&["capture", "-c", "1"], As::User(&MEMBER));
+    assert_ne!(e.code, Some(0), "{e}");
+    assert!(e.stderr.contains("no wire is running"), "{e}");
+    let e = ns.run_tunwire(&["--extcap-interfaces"], As::User(&MEMBER));
+    assert_eq!(
+        e.stdout.matches("interface {").count(),
+        0,
+        "no extcap interface for a killed wire: {e}"
+    );
+
+    // A new wire starts and takes readers.
+    let mut tw = member_wire(&ns, &[]);
+    assert!(listening(&ns, tw.pid()));
+    let file = dir.join("after.pcapng");
+    let mut r = reader(
+        &ns,
+        &tw,
+        1,
+        &["-c", "10", "-w", p(&file)],
+        As::User(&MEMBER),
+    );
+    ping_ok(&ns, 5, "-i 0.2");
+    reader_done(&mut r);
+    assert_five_pings(&ns, &file);
+    stop_clean(&ns, &mut tw);
+    let unix = ns.sh_ok("cat /proc/net/unix");
+    assert!(
+        !unix.contains("@tunwire-capture-"),
+        "no capture socket left:\n{unix}"
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// 8: a program that holds the devices leaves nothing to capture
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn a_wire_whose_program_holds_the_devices_has_no_live_capture() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let mut tw = member_wire(&ns, &["--", "/bin/sleep", "600"]);
+    assert!(
+        !listening(&ns, tw.pid()),
+        "no capture socket without a relay"
+    );
+    let e = ns.run_tunwire(&["capture", "-c", "1", "-w", "-"], As::User(&MEMBER));
+    assert_eq!(e.code, Some(1), "{e}");
+    assert!(
+        e.stderr.contains("takes no live readers") && e.stderr.contains("--pcap"),
+        "the refusal says why and what to do: {e}"
+    );
+    assert!(e.stdout.is_empty(), "{e}");
+    assert_eq!(
+        list_verdict(&ns, As::User(&MEMBER), "tun0"),
+        "no live capture (a program holds the devices)"
+    );
+    tw.signal("TERM");
+    tw.wait_exit(EXIT_TIMEOUT);
+    ns.assert_no_leftovers();
+
+    // With --pcap tunwire stays in the path (as the message advises): readers may attach.
+    let dir = dir_of(&ns, &MEMBER, "cap");
+    let mut args: Vec<&str> = vec!["--pcap"];
+    let pcap = dir.join("prog.pcapng");
+    args.push(p(&pcap));
+    args.extend(["--", "/bin/sleep", "600"]);
+    let mut tw = ns.start(ns.tunwire_cmd(&args, As::CapUser(&MEMBER)));
+    if let Err(e) = tw.wait_stderr("ready:", READY_TIMEOUT) {
+        panic!("--pcap -- sleep did not start: {e}");
+    }
+    assert!(listening(&ns, tw.pid()));
+    assert_eq!(
+        list_verdict(&ns, As::User(&MEMBER), "tun0"),
+        "yes, you may attach"
+    );
+    let live = dir.join("live.pcapng");
+    let e = ns.run_tunwire(
+        &["capture", "--duration", "1", "-w", p(&live)],
+        As::User(&MEMBER),
+    );
+    assert_eq!(e.code, Some(0), "{e}");
+    assert!(fs::read(&live).expect("read").starts_with(&PCAPNG_MAGIC));
+    tw.signal("TERM");
+    tw.wait_exit(EXIT_TIMEOUT);
+    ns.assert_no_leftovers();
 }
