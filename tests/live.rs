@@ -234,6 +234,21 @@ fn list_verdict(ns: &Netns, who: As, a: &str) -> String {
         .unwrap_or_else(|| panic!("capture --list as {who:?} shows no wire {a}: {e}"))
 }
 
+/// Pids of processes in the namespace whose command line contains every one of `words`.
+fn pids_with_args(ns: &Netns, words: &[&str]) -> Vec<u32> {
+    ns.pids_inside()
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<String> = cmdline
+                .split(|&b| b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            words.iter().all(|w| args.iter().any(|a| a == w))
+        })
+        .collect()
+}
+
 /// How often a refusal is tried: a refused reader must get its reason every time, not only
 /// when it wins the race with the relay's answer (see `assert_capture_refused`).
 const REFUSALS: usize = 5;
@@ -1101,4 +1116,303 @@ fn a_wire_whose_program_holds_the_devices_has_no_live_capture() {
     tw.signal("TERM");
     tw.wait_exit(EXIT_TIMEOUT);
     ns.assert_no_leftovers();
+}
+
+// ----------------------------------------------------------------------------------------------
+// 9 + 11: the extcap interface
+// ----------------------------------------------------------------------------------------------
+
+/// `tunwire ARGS --extcap-version=4.0` as `who`: exit 0 expected; returns stdout.
+fn extcap(ns: &Netns, args: &[&str], who: As) -> String {
+    let mut all = args.to_vec();
+    all.push("--extcap-version=4.0");
+    let e = ns.run_tunwire(&all, who);
+    assert_eq!(e.code, Some(0), "extcap call {all:?}: {e}");
+    e.stdout
+}
+
+#[test]
+#[ignore = "needs root"]
+fn extcap_lists_each_wire_with_its_link_type_and_settings() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let mut tun = member_wire(&ns, &[]);
+    let mut tap = ns.up(&["--mode", "tap"], As::CapUser(&EXTRA_MEMBERS[0]));
+    // Wireshark runs as whoever uses it: a stranger may list.
+    let listed = extcap(&ns, &["--extcap-interfaces"], As::User(&STRANGER));
+    assert_eq!(
+        listed,
+        format!(
+            "extcap {{version={}}}{{help=man:tunwire(8)}}\n\
+             interface {{value=tunwire-tun0}}{{display=tunwire: tun0 <-> tun1 (twmember)}}\n\
+             interface {{value=tunwire-tun2}}{{display=tunwire: tun2 <-> tun3 (twmember2)}}\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    let dlt = |iface: &str| {
+        extcap(
+            &ns,
+            &["--extcap-interface", iface, "--extcap-dlts"],
+            As::User(&STRANGER),
+        )
+    };
+    assert_eq!(
+        dlt("tunwire-tun0"),
+        "dlt {number=101}{name=RAW}{display=Raw IP (TUN)}\n"
+    );
+    assert_eq!(
+        dlt("tunwire-tun2"),
+        "dlt {number=1}{name=EN10MB}{display=Ethernet (TAP)}\n"
+    );
+    let config = extcap(
+        &ns,
+        &["--extcap-interface", "tunwire-tun0", "--extcap-config"],
+        As::User(&STRANGER),
+    );
+    let args: Vec<&str> = config.lines().filter(|l| l.starts_with("arg ")).collect();
+    assert_eq!(args.len(), 1, "{config}");
+    for part in [
+        "{number=0}",
+        "{call=--snaplen}",
+        "{type=integer}",
+        "{range=1,262144}",
+        "{default=262144}",
+    ] {
+        assert!(args[0].contains(part), "{part} in {config}");
+    }
+    // Wireshark checks a capture filter by calling without --capture: any output means "invalid".
+    let filter = |f: &str| {
+        extcap(
+            &ns,
+            &[
+                "--extcap-interface",
+                "tunwire-tun0",
+                "--extcap-capture-filter",
+                f,
+            ],
+            As::User(&STRANGER),
+        )
+    };
+    let said = filter("port 80");
+    assert!(
+        said.contains("capture filter"),
+        "a filter is refused: {said:?}"
+    );
+    assert_eq!(filter(""), "", "an empty filter is fine");
+
+    // The TAP wire's live stream is Ethernet, as its DLT says.
+    let dir = dir_of(&ns, &EXTRA_MEMBERS[0], "cap");
+    let file = dir.join("tap.pcapng");
+    let e = ns.run_tunwire(
+        &["capture", "tun3", "--duration", "1", "-w", p(&file)],
+        As::User(&EXTRA_MEMBERS[0]),
+    );
+    assert_eq!(e.code, Some(0), "{e}");
+    let info = ns.sh_ok(&format!("capinfos -E {}", q(p(&file))));
+    assert!(info.contains("Ethernet"), "{info}");
+    for w in [&mut tun, &mut tap] {
+        let e = w.stop("TERM");
+        assert_eq!(e.code, Some(0), "{e}");
+    }
+    ns.assert_no_leftovers();
+    let listed = extcap(&ns, &["--extcap-interfaces"], As::User(&STRANGER));
+    assert_eq!(listed.lines().count(), 1, "only the extcap line: {listed}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ten_wires_are_ten_extcap_interfaces() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let users: Vec<&TestUser> = std::iter::once(&MEMBER)
+        .chain(EXTRA_MEMBERS.iter())
+        .collect();
+    let mut wires: Vec<Instance> = users.iter().map(|u| ns.up(&[], As::CapUser(u))).collect();
+    let listed = extcap(&ns, &["--extcap-interfaces"], As::User(&STRANGER));
+    let interfaces: Vec<&str> = listed
+        .lines()
+        .filter(|l| l.starts_with("interface "))
+        .collect();
+    assert_eq!(interfaces.len(), 10, "{listed}");
+    for (i, user) in users.iter().enumerate() {
+        let line = format!(
+            "interface {{value=tunwire-tun{a}}}{{display=tunwire: tun{a} <-> tun{b} ({u})}}",
+            a = 2 * i,
+            b = 2 * i + 1,
+            u = user.name
+        );
+        assert!(interfaces.contains(&line.as_str()), "{line} in:\n{listed}");
+    }
+    for w in &mut wires {
+        let e = w.stop("TERM");
+        assert_eq!(e.code, Some(0), "{e}");
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// 10: the real client, tshark
+// ----------------------------------------------------------------------------------------------
+
+/// A HOME whose personal extcap folder holds a copy of the binary named `tunwire`: the folder
+/// tshark names in `tshark -G folders` ("Personal Extcap path", Wireshark >= 4.1), else the
+/// extcap folder of the personal configuration, which Wireshark 4.0 searches. Returns the
+/// environment prefix for tshark.
+fn extcap_home(ns: &Netns) -> String {
+    let home = ns.dir().join("home");
+    fs::create_dir(&home).expect("create HOME");
+    let env = format!(
+        "unset XDG_CONFIG_HOME XDG_DATA_HOME WIRESHARK_CONFIG_DIR; HOME={}; export HOME; ",
+        q(p(&home))
+    );
+    let folders = ns.sh_ok(&format!("{env}tshark -G folders 2>/dev/null"));
+    let field = |name: &str| {
+        folders.lines().find_map(|l| {
+            l.strip_prefix(name)
+                .map(|v| v.trim_start_matches(':').trim().to_owned())
+        })
+    };
+    let folder = field("Personal Extcap path")
+        .or_else(|| field("Personal configuration").map(|c| format!("{c}/extcap")))
+        .unwrap_or_else(|| panic!("no personal folder in `tshark -G folders`:\n{folders}"));
+    assert!(
+        folder.starts_with(p(&home)),
+        "the personal extcap folder {folder} is not under HOME:\n{folders}"
+    );
+    ns.sh_ok(&format!(
+        "install -D -m 0755 {} {}/tunwire",
+        q(BIN),
+        q(&folder)
+    ));
+    env
+}
+
+#[test]
+#[ignore = "needs root"]
+fn tshark_lists_the_wire_and_captures_through_the_extcap() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let mut tw = member_wire(&ns, &[]);
+    let env = extcap_home(&ns);
+    let listed = ns.sh_ok(&format!("{env}tshark -D 2>/dev/null"));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.ends_with(". tunwire-tun0 (tunwire: tun0 <-> tun1 (twmember))")),
+        "tshark -D lists the wire:\n{listed}"
+    );
+
+    // tshark -i tunwire-tun0 -c 10: the extcap attaches, tshark stops it after 10 packets.
+    let file = ns.dir().join("tshark.pcapng");
+    let mut ts = ns.spawn_bg(&format!(
+        "{env}exec tshark -n -i tunwire-tun0 -c 10 -w {}",
+        q(p(&file))
+    ));
+    wait_attached(&tw, 1, || ts.stderr());
+    ping_ok(&ns, 5, "-i 0.2");
+    let e = ts.wait(EXIT_TIMEOUT);
+    assert_eq!(e.code, Some(0), "tshark -i tunwire-tun0 -c 10: {e}");
+    assert_five_pings(&ns, &file);
+    assert!(
+        wait_until(READY_TIMEOUT, || tw
+            .stderr()
+            .contains("capture reader 1 detached")),
+        "the extcap left when tshark was done:\n{}",
+        tw.stderr()
+    );
+
+    // Wireshark stops a capture with SIGTERM to the extcap: it ends at once, tshark ends with
+    // what it got, and the wire goes on.
+    // tshark prints each packet as it comes (-l), so the test sees when all have arrived.
+    let mut ts = ns.spawn_bg(&format!(
+        "{env}exec tshark -l -n -i tunwire-tun0 -T fields -e icmp.type -e icmp.seq"
+    ));
+    wait_attached(&tw, 2, || ts.stderr());
+    ping_ok(&ns, 3, "-i 0.2");
+    let printed = || ts.stdout().lines().count();
+    assert!(
+        wait_until(READY_TIMEOUT, || printed() >= 6),
+        "tshark printed {} of the 6 packets:\n{}{}",
+        printed(),
+        ts.stdout(),
+        ts.stderr()
+    );
+    let extcaps = pids_with_args(&ns, &["--capture", "--fifo", "tunwire-tun0"]);
+    assert_eq!(extcaps.len(), 1, "one extcap capture process: {extcaps:?}");
+    let extcap = extcaps[0];
+    assert!(signal(extcap, "TERM"));
+    assert!(
+        wait_until(EXIT_TIMEOUT, || !alive(extcap)),
+        "the extcap ends on SIGTERM"
+    );
+    assert!(
+        wait_until(READY_TIMEOUT, || tw
+            .stderr()
+            .contains("capture reader 2 detached")),
+        "{}",
+        tw.stderr()
+    );
+    let e = ts.wait(EXIT_TIMEOUT);
+    assert_eq!(e.code, Some(0), "tshark after its extcap stopped: {e}");
+    assert!(
+        !e.stderr.to_lowercase().contains("error"),
+        "tshark reports no extcap error: {e}"
+    );
+    let rows: Vec<&str> = e.stdout.lines().collect();
+    assert_eq!(
+        rows,
+        ["8\t1", "0\t1", "8\t2", "0\t2", "8\t3", "0\t3"],
+        "the 3 pings before the stop: {e}"
+    );
+    ping_ok(&ns, 2, "-i 0.2");
+    stop_clean(&ns, &mut tw);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn an_extcap_capture_ends_cleanly_on_sigterm() {
+    if !require_root() {
+        return;
+    }
+    let ns = netns();
+    let mut tw = member_wire(&ns, &[]);
+    // As Wireshark does it, run by the owner: a FIFO, its reader, then the extcap.
+    let dir = dir_of(&ns, &MEMBER, "cap");
+    let (fifo, out) = (dir.join("fifo"), dir.join("out.pcapng"));
+    ns.sh_ok(&format!(
+        "mkfifo -m 0600 {0} && chown {1}:{1} {0}",
+        q(p(&fifo)),
+        MEMBER.uid
+    ));
+    let mut cat = ns.spawn_bg(&format!("exec cat {} > {}", q(p(&fifo)), q(p(&out))));
+    let mut ext = ns.start(ns.tunwire_cmd(
+        &[
+            "--extcap-version=4.0",
+            "--capture",
+            "--extcap-interface",
+            "tunwire-tun0",
+            "--fifo",
+            p(&fifo),
+            "--snaplen",
+            "64",
+        ],
+        As::User(&MEMBER),
+    ));
+    wait_attached(&tw, 1, || ext.stderr());
+    assert!(tw.stderr().contains("(snaplen 64)"), "{}", tw.stderr());
+    ping_ok(&ns, 3, "-i 0.2");
+    wait_frames(&ns, &out, "icmp", 6);
+    let e = ext.stop("TERM");
+    assert_eq!(e.code, Some(0), "the extcap on SIGTERM: {e}");
+    let e = cat.wait(EXIT_TIMEOUT);
+    assert_eq!(e.code, Some(0), "{e}");
+    let rows = tshark_fields(&ns, &out, "", &["icmp.type", "frame.cap_len"]);
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    assert!(rows.iter().all(|r| r[1] == "64"), "{rows:?}");
+    stop_clean(&ns, &mut tw);
 }
