@@ -84,15 +84,21 @@ pub fn attach(wire: &WireInfo, snaplen: u32) -> Result<BufReader<UnixStream>> {
         )));
     }
     let mut sock = BufReader::new(sock);
-    sock.get_mut()
-        .write_all(format!("{REQUEST} snaplen={snaplen}\n").as_bytes())
-        .map_err(|e| Error::Runtime(format!("capture request to {a}: {e}")))?;
+    // A refused reader's request may meet a socket the relay already closed (EPIPE): its
+    // answer, the refusal, is still waiting to be read, and it is what the user must see.
+    let sent = sock
+        .get_mut()
+        .write_all(format!("{REQUEST} snaplen={snaplen}\n").as_bytes());
     let mut status = String::new();
-    sock.by_ref()
-        .take(1024)
-        .read_line(&mut status)
-        .map_err(|e| Error::Runtime(format!("capture answer from {a}: {e}")))?;
+    let read = sock.by_ref().take(1024).read_line(&mut status);
     let status = status.trim_end();
+    if status.is_empty() || (status == "OK" && sent.is_err()) {
+        return Err(Error::Runtime(match (sent, read) {
+            (Err(e), _) => format!("capture request to {a}: {e}"),
+            (_, Err(e)) => format!("capture answer from {a}: {e}"),
+            _ => format!("the wire of {a} closed the connection"),
+        }));
+    }
     if status == "OK" {
         return Ok(sock);
     }
@@ -101,9 +107,6 @@ pub fn attach(wire: &WireInfo, snaplen: u32) -> Result<BufReader<UnixStream>> {
             "may not capture on {a}: {why}"
         ))),
         Some((_, why)) => Err(Error::Usage(format!("capture on {a}: {why}"))),
-        None if status.is_empty() => Err(Error::Runtime(format!(
-            "the wire of {a} closed the connection"
-        ))),
         None => Err(Error::Runtime(format!(
             "the wire of {a} answered {status:?}"
         ))),
@@ -148,6 +151,7 @@ pub fn stream(src: BufReader<UnixStream>, out: &mut dyn Write, req: &Request) ->
     ev.set(Slot::Signals, signals.as_fd(), PollFlags::POLLIN);
     let mut packets = 0u64;
     let mut chunk = vec![0u8; 256 * 1024];
+    let mut stopping = false;
     loop {
         // Write every whole block buffered.
         let mut at = 0;
@@ -174,13 +178,20 @@ pub fn stream(src: BufReader<UnixStream>, out: &mut dyn Write, req: &Request) ->
         buf.drain(..at);
         out.flush()
             .map_err(|e| Error::Runtime(format!("write the capture: {e}")))?;
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if stopping || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(packets);
         }
         ev.wait(deadline)
             .map_err(|e| Error::os("poll the capture socket", e))?;
         if ev.is_ready(Slot::Signals) {
-            return Ok(packets);
+            // What the socket already holds was captured before the signal: keep it.
+            use nix::sys::socket::{recv, MsgFlags};
+            use std::os::fd::AsRawFd;
+            while let Ok(n @ 1..) = recv(sock.as_raw_fd(), &mut chunk, MsgFlags::MSG_DONTWAIT) {
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            stopping = true;
+            continue;
         }
         if ev.is_ready(Slot::Sock) {
             match (&sock).read(&mut chunk) {
