@@ -109,7 +109,11 @@ pub fn main(args: &[OsString]) -> Result<u8> {
                 env!("CARGO_PKG_VERSION")
             ),
         )?;
-        for wire in wires(&State::read()?) {
+        // A wire whose program holds the devices takes no live readers: not an interface.
+        for wire in wires(&State::read()?)
+            .into_iter()
+            .filter(|w| reader::may_capture(w) != "none")
+        {
             let (value, display) = interface(&wire);
             w(
                 &mut out,

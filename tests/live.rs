@@ -1087,6 +1087,11 @@ fn a_wire_whose_program_holds_the_devices_has_no_live_capture() {
         list_verdict(&ns, As::User(&MEMBER), "tun0"),
         "no live capture (a program holds the devices)"
     );
+    let listed = extcap(&ns, &["--extcap-interfaces"], As::User(&MEMBER));
+    assert!(
+        listed.starts_with("extcap ") && !listed.contains("interface {"),
+        "a wire without live capture is no Wireshark interface:\n{listed}"
+    );
     tw.signal("TERM");
     tw.wait_exit(EXIT_TIMEOUT);
     ns.assert_no_leftovers();
@@ -1105,6 +1110,11 @@ fn a_wire_whose_program_holds_the_devices_has_no_live_capture() {
     assert_eq!(
         list_verdict(&ns, As::User(&MEMBER), "tun0"),
         "yes, you may attach"
+    );
+    let listed = extcap(&ns, &["--extcap-interfaces"], As::User(&MEMBER));
+    assert!(
+        listed.contains("interface {value=tunwire-tun0}"),
+        "{listed}"
     );
     let live = dir.join("live.pcapng");
     let e = ns.run_tunwire(
