@@ -11,11 +11,8 @@ mod common;
 use common::*;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Where the HTTP tests' server listens (all addresses: a pair address cannot be bound).
-const HTTP_PORT: u16 = 8013;
 
 /// `--user twmember`: the relay writes the capture as this account.
 const AS_MEMBER: [&str; 2] = ["--user", MEMBER.name];
@@ -24,51 +21,11 @@ const AS_MEMBER: [&str; 2] = ["--user", MEMBER.name];
 // Private helpers
 // ----------------------------------------------------------------------------------------------
 
-/// A 0755 directory `name` in the test's scratch directory, owned by twmember, so the relay
-/// (twmember after the drop) can create files in it.
-fn member_dir(ns: &Netns, name: &str) -> PathBuf {
-    let dir = ns.dir().join(name);
-    fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod capture dir");
-    std::os::unix::fs::chown(&dir, Some(MEMBER.uid), Some(MEMBER.gid)).expect("chown dir");
-    dir
-}
-
-/// Quote `s` for bash.
-fn q(s: impl AsRef<str>) -> String {
-    format!("'{}'", s.as_ref().replace('\'', r"'\''"))
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
-}
-
 /// Start (as root, `--user twmember`) and wait until ready; panics with the output otherwise.
 fn up_member(ns: &Netns, args: &[&str]) -> Instance {
     let mut all: Vec<&str> = AS_MEMBER.to_vec();
     all.extend_from_slice(args);
     ns.up(&all, As::Root)
-}
-
-/// `tshark -r FILE [-Y FILTER] -T fields -e F...` inside the namespaces: one Vec per frame.
-/// Panics unless tshark exits 0.
-fn tshark_fields(ns: &Netns, file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut script = format!("tshark -n -r {} -T fields -E separator=/t", q(p(file)));
-    if !filter.is_empty() {
-        script += &format!(" -Y {}", q(filter));
-    }
-    for f in fields {
-        script += &format!(" -e {f}");
-    }
-    ns.sh_ok(&script)
-        .lines()
-        .map(|l| l.split('\t').map(str::to_owned).collect())
-        .collect()
-}
-
-/// Number of frames in `file` matching `filter` (all frames when empty).
-fn tshark_count(ns: &Netns, file: &Path, filter: &str) -> usize {
-    tshark_fields(ns, file, filter, &["frame.number"]).len()
 }
 
 /// `ping -c COUNT` with extra `opts` to 192.168.13.2; asserts every reply arrived.
@@ -148,28 +105,6 @@ fn kernel_retrans_segs(ns: &Netns) -> u64 {
         .find(|(k, _)| *k == "RetransSegs")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or_else(|| panic!("no RetransSegs in /proc/net/snmp:\n{snmp}"))
-}
-
-/// `python3 -m http.server` on 0.0.0.0:HTTP_PORT serving `dir`, ready to accept.
-fn http_server(ns: &Netns, dir: &Path) -> Bg {
-    let mut server = ns.spawn_bg(&format!(
-        "exec python3 -u -m http.server --bind 0.0.0.0 --directory {} {HTTP_PORT} 1>&2",
-        q(p(dir))
-    ));
-    server.wait_stderr("Serving HTTP", READY_TIMEOUT);
-    server
-}
-
-/// A file of `size` pseudo-random bytes (not compressible, not all zeros); returns its sha256.
-fn random_file(ns: &Netns, path: &Path, size: usize) -> String {
-    ns.sh_ok(&format!(
-        "head -c {size} /dev/urandom > {0} && chmod 0644 {0} && sha256sum < {0}",
-        q(p(path))
-    ))
-    .split_whitespace()
-    .next()
-    .expect("sha256sum output")
-    .to_owned()
 }
 
 /// curl http://192.168.13.2:PORT/NAME to `out` across the wire; returns the sha256 of what

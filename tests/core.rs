@@ -12,30 +12,6 @@ use std::fs;
 const ZERO_CAPS: &str = "0000000000000000";
 const NET_ADMIN_ONLY: &str = "0000000000001000";
 
-/// The `packets` and `bytes` of the last counter line for `direction` (e.g. "tun0 -> tun1"),
-/// from lines like `tun0 -> tun1: 5 packets, 420 bytes, 0 dropped`.
-fn counter(stderr: &str, direction: &str) -> Option<(u64, u64)> {
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.contains(&format!("{direction}:")))?;
-    let rest = line.split_once(&format!("{direction}:"))?.1;
-    let mut packets = None;
-    let mut bytes = None;
-    for part in rest.split(',') {
-        let mut words = part.split_whitespace();
-        let (Some(n), Some(unit)) = (words.next(), words.next()) else {
-            continue;
-        };
-        match unit {
-            "packets" => packets = n.parse().ok(),
-            "bytes" => bytes = n.parse().ok(),
-            _ => {}
-        }
-    }
-    Some((packets?, bytes?))
-}
-
 /// Lines of `ip [-6] rule show` that contain `needle`.
 fn rule_lines(ns: &Netns, family: &str, needle: &str) -> Vec<String> {
     ns.sh_ok(&format!("ip {family} rule show"))
@@ -53,13 +29,6 @@ fn assert_caps(status: &std::collections::BTreeMap<String, String>, who: &str, f
             "{who}: {field} should be empty; status: {status:#?}"
         );
     }
-}
-
-fn cap_mask(status: &std::collections::BTreeMap<String, String>, field: &str) -> u64 {
-    let hex = status
-        .get(field)
-        .unwrap_or_else(|| panic!("no {field} in status"));
-    u64::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("{field} {hex:?}: {e}"))
 }
 
 fn gid_set(ids: Vec<u32>) -> BTreeSet<u32> {

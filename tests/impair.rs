@@ -17,7 +17,7 @@ mod common;
 use common::*;
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -43,40 +43,11 @@ fn exclusive() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Quote `s` for bash.
-fn q(s: impl AsRef<str>) -> String {
-    format!("'{}'", s.as_ref().replace('\'', r"'\''"))
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
-}
-
 /// `["--user", "twmember", args...]`: the relay (which writes the capture) runs as twmember.
 fn as_member<'a>(args: &[&'a str]) -> Vec<&'a str> {
     let mut all = vec!["--user", MEMBER.name];
     all.extend_from_slice(args);
     all
-}
-
-/// `tshark -r FILE [-Y FILTER] -T fields -e F...` inside the namespaces: one Vec per frame.
-/// Panics unless tshark exits 0. (As in tests/capture.rs.)
-fn tshark_fields(ns: &Netns, file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut script = format!("tshark -n -r {} -T fields -E separator=/t", q(p(file)));
-    if !filter.is_empty() {
-        script += &format!(" -Y {}", q(filter));
-    }
-    for f in fields {
-        script += &format!(" -e {f}");
-    }
-    ns.sh_ok(&format!("{script} 2>/dev/null"))
-        .lines()
-        .map(|l| l.split('\t').map(str::to_owned).collect())
-        .collect()
-}
-
-fn tshark_count(ns: &Netns, file: &Path, filter: &str) -> usize {
-    tshark_fields(ns, file, filter, &["frame.number"]).len()
 }
 
 /// Receives numbered datagrams on 0.0.0.0:PORT until an `END` datagram; prints the numbers in

@@ -22,8 +22,6 @@ use std::time::{Duration, Instant};
 const POLICY: &str = "/etc/tunwire/policy.conf";
 /// Exit status of every refusal.
 const NOPERM: Option<i32> = Some(77);
-/// Where the HTTP test's server listens (all addresses: a pair address cannot be bound).
-const HTTP_PORT: u16 = 8013;
 /// What a background script must not inherit from the test runner (see `scrub_env`).
 const CLEAN_ENV: &str = "unset RUST_LOG SUDO_USER SUDO_UID SUDO_GID NOTIFY_SOCKET JOURNAL_STREAM; ";
 /// pcapng's Section Header Block type, the first four bytes of every pcapng file.
@@ -49,15 +47,6 @@ fn netns() -> Netns {
     ns.prepare_binary_copies();
     ns.sh_ok("sysctl -qw net.ipv6.conf.default.disable_ipv6=1");
     ns
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
-}
-
-/// Quote `s` for bash.
-fn q(s: impl AsRef<str>) -> String {
-    format!("'{}'", s.as_ref().replace('\'', r"'\''"))
 }
 
 /// The shell words that run the binary as `who` (the same binaries as `tunwire_cmd`).
@@ -127,22 +116,6 @@ fn ping_ok(ns: &Netns, count: u32, opts: &str) {
         String::from_utf8_lossy(&out.stderr),
         ns.rules()
     );
-}
-
-/// `tshark -r FILE [-Y FILTER] -T fields -e F...` inside the namespaces: one Vec per frame.
-/// Panics unless tshark exits 0 (a torn or garbled file makes it fail).
-fn tshark_fields(ns: &Netns, file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut script = format!("tshark -n -r {} -T fields -E separator=/t", q(p(file)));
-    if !filter.is_empty() {
-        script += &format!(" -Y {}", q(filter));
-    }
-    for f in fields {
-        script += &format!(" -e {f}");
-    }
-    ns.sh_ok(&script)
-        .lines()
-        .map(|l| l.split('\t').map(str::to_owned).collect())
-        .collect()
 }
 
 /// The pcapng direction flag of a frame (`0x00000002` -> 2).

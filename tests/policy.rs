@@ -44,10 +44,6 @@ fn member(i: usize) -> &'static TestUser {
     }
 }
 
-fn p(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
-}
-
 /// A host interface: a veth `name` (peer `name`p) with `cidr`, both ends up, so the namespace
 /// has the address and its LAN route, as a real uplink would. No IPv6 link-local addresses:
 /// their duplicate address detection would change the state while a test compares it.

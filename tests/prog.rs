@@ -14,8 +14,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where the HTTP tests' server listens (all addresses: a pair address cannot be bound).
-const HTTP_PORT: u16 = 8013;
 /// The size of the HTTP transfers: 5 MiB of random bytes.
 const FIVE_MB: usize = 5 << 20;
 const PYTHON: &str = "/usr/bin/python3";
@@ -27,15 +25,6 @@ const SIGTERM_BIT: u64 = 1 << (15 - 1);
 // ----------------------------------------------------------------------------------------------
 // Private helpers
 // ----------------------------------------------------------------------------------------------
-
-/// Quote `s` for bash.
-fn q(s: impl AsRef<str>) -> String {
-    format!("'{}'", s.as_ref().replace('\'', r"'\''"))
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
-}
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -198,28 +187,6 @@ fn relay_reads(out: &str) -> Vec<(usize, u32)> {
         .collect()
 }
 
-/// `python3 -m http.server` on [::]:HTTP_PORT (IPv4 too) serving `dir`, ready to accept.
-fn http_server(ns: &Netns, dir: &Path) -> Bg {
-    let mut server = ns.spawn_bg(&format!(
-        "exec {PYTHON} -u -m http.server --bind :: --directory {} {HTTP_PORT} 1>&2",
-        q(p(dir))
-    ));
-    server.wait_stderr("Serving HTTP", READY_TIMEOUT);
-    server
-}
-
-/// A file of `size` random bytes; returns its sha256.
-fn random_file(ns: &Netns, path: &Path, size: usize) -> String {
-    ns.sh_ok(&format!(
-        "head -c {size} /dev/urandom > {0} && chmod 0644 {0} && sha256sum < {0}",
-        q(p(path))
-    ))
-    .split_whitespace()
-    .next()
-    .expect("sha256sum output")
-    .to_owned()
-}
-
 /// The web root with a 5 MiB random `file.bin`; returns (dir, sha256).
 fn five_mb_site(ns: &Netns) -> (PathBuf, String) {
     let www = ns.dir().join("www");
@@ -355,15 +322,6 @@ fn python_example_drops_every_10th_packet_and_tcp_still_delivers() {
 // ----------------------------------------------------------------------------------------------
 // 2: tunwire's exit status is the program's
 // ----------------------------------------------------------------------------------------------
-
-/// A 0755 directory in the scratch dir owned by twmember (the relay and PROG write there).
-fn member_dir(ns: &Netns, name: &str) -> PathBuf {
-    let dir = ns.dir().join(name);
-    fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod dir");
-    std::os::unix::fs::chown(&dir, Some(MEMBER.uid), Some(MEMBER.gid)).expect("chown dir");
-    dir
-}
 
 /// No process is left in the namespace (the anchor aside).
 fn assert_nothing_runs(ns: &Netns) {
@@ -793,13 +751,6 @@ fn environ(pid: u32) -> Vec<String> {
         .collect()
 }
 
-fn cap_mask(status: &std::collections::BTreeMap<String, String>, field: &str) -> u64 {
-    let hex = status
-        .get(field)
-        .unwrap_or_else(|| panic!("no {field} in status"));
-    u64::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("{field} {hex:?}: {e}"))
-}
-
 /// Fds 3 and 4 of `pid` are blocking (no O_NONBLOCK in /proc/PID/fdinfo).
 fn assert_blocking(pid: u32) {
     for fd in [3, 4] {
@@ -1181,21 +1132,6 @@ fn program_cannot_regain_privileges_for_a_member_with_file_caps() {
 // ----------------------------------------------------------------------------------------------
 // 7: --pcap and --impair with a program: tunwire stays in the path
 // ----------------------------------------------------------------------------------------------
-
-/// `tshark -r FILE [-Y FILTER] -T fields -e F...` inside the namespaces: one Vec per frame.
-fn tshark_fields(ns: &Netns, file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut script = format!("tshark -n -r {} -T fields -E separator=/t", q(p(file)));
-    if !filter.is_empty() {
-        script += &format!(" -Y {}", q(filter));
-    }
-    for f in fields {
-        script += &format!(" -e {f}");
-    }
-    ns.sh_ok(&format!("{script} 2>/dev/null"))
-        .lines()
-        .map(|l| l.split('\t').map(str::to_owned).collect())
-        .collect()
-}
 
 /// (interface, direction flag, icmp.type, icmp.seq) of every ICMP frame in `file`.
 fn icmp_frames(ns: &Netns, file: &Path) -> Vec<(String, u32, String, String)> {
@@ -1601,26 +1537,6 @@ fn check_with_a_program_prints_the_command_and_changes_nothing() {
 // ----------------------------------------------------------------------------------------------
 // 10, 11: TAP mode
 // ----------------------------------------------------------------------------------------------
-
-/// (packets, bytes) of the last counter line for `direction` (e.g. "tun0 -> tun1"), from
-/// lines like `tun0 -> tun1: 5 packets, 420 bytes, 0 dropped`.
-fn counter(stderr: &str, direction: &str) -> Option<(u64, u64)> {
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.contains(&format!("{direction}:")))?;
-    let rest = line.split_once(&format!("{direction}:"))?.1;
-    let (mut packets, mut bytes) = (None, None);
-    for part in rest.split(',') {
-        let mut words = part.split_whitespace();
-        match (words.next(), words.next()) {
-            (Some(n), Some("packets")) => packets = n.parse().ok(),
-            (Some(n), Some("bytes")) => bytes = n.parse().ok(),
-            _ => {}
-        }
-    }
-    Some((packets?, bytes?))
-}
 
 /// The MAC address of `dev` (`link/ether XX` of `ip -o link show`).
 fn mac_of_link(ns: &Netns, dev: &str) -> String {

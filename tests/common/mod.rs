@@ -994,3 +994,97 @@ fn write_fake_accounts(dir: &Path) {
         fs::set_permissions(dir.join(name), fs::Permissions::from_mode(0o644)).expect("chmod");
     }
 }
+
+// ---- small helpers shared by the test files ----
+
+/// The port of `http_server`.
+pub const HTTP_PORT: u16 = 8013;
+
+/// A path as &str (test paths are UTF-8).
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// `s` quoted for sh.
+pub fn q(s: impl AsRef<str>) -> String {
+    format!("'{}'", s.as_ref().replace('\'', r"'\''"))
+}
+
+/// `tshark -r FILE [-Y FILTER] -T fields -e F...` inside the namespaces: one Vec per frame.
+/// Panics unless tshark exits 0.
+pub fn tshark_fields(ns: &Netns, file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut script = format!("tshark -n -r {} -T fields -E separator=/t", q(p(file)));
+    if !filter.is_empty() {
+        script += &format!(" -Y {}", q(filter));
+    }
+    for f in fields {
+        script += &format!(" -e {f}");
+    }
+    ns.sh_ok(&format!("{script} 2>/dev/null"))
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+/// Frames of `file` that match `filter`.
+pub fn tshark_count(ns: &Netns, file: &Path, filter: &str) -> usize {
+    tshark_fields(ns, file, filter, &["frame.number"]).len()
+}
+
+/// A new 0755 directory `name` in the test's directory, owned by twmember.
+pub fn member_dir(ns: &Netns, name: &str) -> PathBuf {
+    let dir = ns.dir().join(name);
+    fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    std::os::unix::fs::chown(&dir, Some(MEMBER.uid), Some(MEMBER.gid)).expect("chown dir");
+    dir
+}
+
+/// The last `DIRECTION: N packets, M bytes, ...` counter line of the relay: (N, M).
+pub fn counter(stderr: &str, direction: &str) -> Option<(u64, u64)> {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains(&format!("{direction}:")))?;
+    let rest = line.split_once(&format!("{direction}:"))?.1;
+    let (mut packets, mut bytes) = (None, None);
+    for part in rest.split(',') {
+        let mut words = part.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some(n), Some("packets")) => packets = n.parse().ok(),
+            (Some(n), Some("bytes")) => bytes = n.parse().ok(),
+            _ => {}
+        }
+    }
+    Some((packets?, bytes?))
+}
+
+/// A capability set of /proc/PID/status (`CapEff` ...) as a number.
+pub fn cap_mask(status: &BTreeMap<String, String>, field: &str) -> u64 {
+    let hex = status
+        .get(field)
+        .unwrap_or_else(|| panic!("no {field} in status"));
+    u64::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("{field} {hex:?}: {e}"))
+}
+
+/// A file of `size` random bytes (incompressible), readable by all; returns its sha256.
+pub fn random_file(ns: &Netns, path: &Path, size: usize) -> String {
+    ns.sh_ok(&format!(
+        "head -c {size} /dev/urandom > {0} && chmod 0644 {0} && sha256sum < {0}",
+        q(p(path))
+    ))
+    .split_whitespace()
+    .next()
+    .expect("sha256sum output")
+    .to_owned()
+}
+
+/// `python3 -m http.server` on [::]:HTTP_PORT (IPv4 too) serving `dir`, ready to accept.
+pub fn http_server(ns: &Netns, dir: &Path) -> Bg {
+    let mut server = ns.spawn_bg(&format!(
+        "exec /usr/bin/python3 -u -m http.server --bind :: --directory {} {HTTP_PORT} 1>&2",
+        q(p(dir))
+    ));
+    server.wait_stderr("Serving HTTP", READY_TIMEOUT);
+    server
+}
