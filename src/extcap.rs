@@ -110,9 +110,10 @@ pub fn main(args: &[OsString]) -> Result<u8> {
             ),
         )?;
         // A wire whose program holds the devices takes no live readers: not an interface.
+        let sockets = reader::unix_sockets();
         for wire in wires(&State::read()?)
             .into_iter()
-            .filter(|w| reader::may_capture(w) != "none")
+            .filter(|w| reader::takes_readers(w, &sockets))
         {
             let (value, display) = interface(&wire);
             w(

@@ -239,15 +239,24 @@ pub fn capture(req: &Request, write: Option<&str>) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// The text of /proc/net/unix (empty if unreadable), for `takes_readers`.
+pub fn unix_sockets() -> String {
+    std::fs::read_to_string("/proc/net/unix").unwrap_or_default()
+}
+
+/// Whether `wire`'s relay listens for live readers (`sockets`: from `unix_sockets`); a
+/// program that got the devices themselves does not.
+pub fn takes_readers(wire: &WireInfo, sockets: &str) -> bool {
+    let name = format!("@{}", live::socket_name(wire.supervisor as u32));
+    sockets
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some(name.as_str()))
+}
+
 /// Whether the caller may attach to `wire`, and whether it takes readers at all: "yes", "no"
 /// or "none" (no live capture: a program holds the devices).
 pub fn may_capture(wire: &WireInfo) -> &'static str {
-    let listening = std::fs::read_to_string("/proc/net/unix").is_ok_and(|t| {
-        let name = format!("@{}", live::socket_name(wire.supervisor as u32));
-        t.lines()
-            .any(|l| l.split_whitespace().last() == Some(name.as_str()))
-    });
-    if !listening {
+    if !takes_readers(wire, &unix_sockets()) {
         return "none";
     }
     let me = nix::unistd::getuid().as_raw();
