@@ -299,6 +299,15 @@ fn deb_contents_scripts_and_lintian() {
         ("/usr/share/man/man5/tunwire.conf.5.gz", "-rw-r--r-- 0/0"),
         ("/usr/share/man/man5/tunwire.policy.5.gz", "-rw-r--r-- 0/0"),
         ("/usr/share/man/man8/tunwire.8.gz", "-rw-r--r-- 0/0"),
+        (
+            "/usr/lib/x86_64-linux-gnu/wireshark/extcap/tunwire",
+            "-rwxr-xr-x 0/0",
+        ),
+        ("/usr/share/doc/tunwire/examples/relay.c", "-rw-r--r-- 0/0"),
+        (
+            "/usr/share/doc/tunwire/examples/drop_every_10th.py",
+            "-rw-r--r-- 0/0",
+        ),
     ];
     let mut want: Vec<(String, String)> = expected
         .iter()
@@ -318,6 +327,11 @@ fn deb_contents_scripts_and_lintian() {
         ),
         ("etc/tunwire/lab.conf", "packaging/lab.conf"),
         ("etc/tunwire/policy.conf", "packaging/policy.conf"),
+        ("usr/share/doc/tunwire/examples/relay.c", "examples/relay.c"),
+        (
+            "usr/share/doc/tunwire/examples/drop_every_10th.py",
+            "examples/drop_every_10th.py",
+        ),
     ] {
         assert_eq!(
             fs::read_to_string(x.join(shipped)).unwrap(),
@@ -461,6 +475,9 @@ fn rpm_contents_and_scripts() {
         "-rw-r--r-- root:root d /usr/share/man/man5/tunwire.conf.5",
         "-rw-r--r-- root:root d /usr/share/man/man5/tunwire.policy.5",
         "-rw-r--r-- root:root d /usr/share/man/man8/tunwire.8",
+        "-rwxr-xr-x root:root /usr/lib64/wireshark/extcap/tunwire",
+        "-rw-r--r-- root:root d /usr/share/doc/tunwire/examples/relay.c",
+        "-rw-r--r-- root:root d /usr/share/doc/tunwire/examples/drop_every_10th.py",
     ];
     want.sort();
     assert_eq!(lines, want, "files in the .rpm:\n{files}");
@@ -686,6 +703,18 @@ case "$user" in *:/var/lib/tunwire:/usr/sbin/nologin) ;; *) fail "user: $user" ;
 group=$(getent group tunwire) || fail "postinst created no group tunwire"
 echo "ok: installed: /usr/bin/tunwire $bin, $caps, statoverride '$over'"
 echo "ok: installed: /var/lib/tunwire $state; $user; $group"
+# The extcap copy: in the folder tshark searches, runnable by anyone, no capability.
+EXTCAP=/usr/lib/x86_64-linux-gnu/wireshark/extcap/tunwire
+ext=$(stat -c '%U:%G %a' "$EXTCAP") || fail "no $EXTCAP"
+[ "$ext" = "root:root 755" ] || fail "$EXTCAP is $ext, want root:root 755"
+[ -z "$(getcap "$EXTCAP")" ] || fail "$EXTCAP has capabilities: $(getcap "$EXTCAP")"
+if command -v tshark >/dev/null 2>&1; then
+    tshark -G folders 2>/dev/null | grep -q "$(dirname "$EXTCAP")" \
+        || fail "tshark does not search $(dirname "$EXTCAP")"
+    "$EXTCAP" --extcap-interfaces --extcap-version=4.0 | grep -q '^extcap {version=' \
+        || fail "$EXTCAP --extcap-interfaces"
+fi
+echo "ok: installed: $EXTCAP $ext, no capability"
 # The installed unit verifies clean as installed.
 if command -v systemd-analyze >/dev/null 2>&1; then
     man=""
@@ -790,7 +819,7 @@ dpkg --purge tunwire >"$S/log/dpkg-purge.txt" 2>&1 || fail "dpkg --purge tunwire
 for path in /usr/bin/tunwire /usr/lib/systemd/system/tunwire@.service \
     /usr/lib/sysusers.d/tunwire.conf /usr/share/man/man8/tunwire.8.gz \
     /usr/share/man/man5/tunwire.conf.5.gz /usr/share/man/man5/tunwire.policy.5.gz \
-    /usr/share/doc/tunwire \
+    /usr/share/doc/tunwire /usr/lib/x86_64-linux-gnu/wireshark/extcap/tunwire \
     /usr/share/lintian/overrides/tunwire /etc/tunwire /var/lib/tunwire; do
     if [ -e "$path" ] || [ -L "$path" ]; then fail "$path survived dpkg --purge"; fi
 done
