@@ -513,3 +513,14 @@ fn example_config_checks_and_is_documented() {
         "tunwire.conf(5) EXAMPLES differs from packaging/lab.conf"
     );
 }
+
+#[test]
+fn readme_names_every_option() {
+    let readme = read("README.md");
+    let missing: Vec<String> = OPTIONS
+        .iter()
+        .map(|o| format!("--{}", o.long))
+        .filter(|long| !readme.contains(long.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "README.md lacks {missing:?}");
+}
