@@ -28,20 +28,6 @@ fn up_member(ns: &Netns, args: &[&str]) -> Instance {
     ns.up(&all, As::Root)
 }
 
-/// `ping -c COUNT` with extra `opts` to 192.168.13.2; asserts every reply arrived.
-fn ping_ok(ns: &Netns, count: u32, opts: &str) {
-    let out = ns.sh(&format!("ping -4 -n -q -W 2 -c {count} {opts} {B4}"));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success()
-            && text.contains(&format!("{count} packets transmitted, {count} received")),
-        "ping -c {count} {opts} {B4} failed ({}):\n{text}{}\nrules:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        ns.rules()
-    );
-}
-
 fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::Command;
 
 mod common;
+use common::{read, ROOT};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 use tunwire::config::options::{self, OPTIONS};
 use tunwire::policy::{Policy, Source, BUILTIN};
 
@@ -32,10 +32,6 @@ fn have_mandoc(test: &str) -> bool {
     }
     eprintln!("SKIPPED {test}: needs `mandoc`");
     false
-}
-
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(Path::new(ROOT).join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 /// The page as a reader sees it: plain text, without overstrike, quotes or backticks, and with

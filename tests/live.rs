@@ -104,20 +104,6 @@ fn reader_done(r: &mut Instance) -> Exited {
     e
 }
 
-/// `ping -c COUNT` with extra `opts` to 192.168.13.2; asserts every reply arrived.
-fn ping_ok(ns: &Netns, count: u32, opts: &str) {
-    let out = ns.sh(&format!("ping -4 -n -q -W 2 -c {count} {opts} {B4}"));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success()
-            && text.contains(&format!("{count} packets transmitted, {count} received")),
-        "ping -c {count} {opts} {B4} failed ({}):\n{text}{}\nrules:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        ns.rules()
-    );
-}
-
 /// The pcapng direction flag of a frame (`0x00000002` -> 2).
 fn direction(flags: &str) -> u32 {
     u32::from_str_radix(flags.trim_start_matches("0x"), 16)

@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 mod common;
+use common::{read, ROOT};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The binary `cargo test` built; the packages are made from it, so no release build is needed.
 const BIN: &str = env!("CARGO_BIN_EXE_tunwire");
 /// Scratch directories are `$TMPDIR/{SCRATCH}.PID.N.TAG`; the PID lets a later run remove the
@@ -97,10 +97,6 @@ fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(ROOT);
     c
-}
-
-fn read(rel: &str) -> String {
-    fs::read_to_string(Path::new(ROOT).join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
 }
 
 /// A fresh 0755 directory under std::env::temp_dir() (never in target/, so a root run leaves no

@@ -1088,3 +1088,25 @@ pub fn http_server(ns: &Netns, dir: &Path) -> Bg {
     server.wait_stderr("Serving HTTP", READY_TIMEOUT);
     server
 }
+
+/// `ping -c COUNT` with extra `opts` to 192.168.13.2; asserts every reply arrived.
+pub fn ping_ok(ns: &Netns, count: u32, opts: &str) {
+    let out = ns.sh(&format!("ping -4 -n -q -W 2 -c {count} {opts} {B4}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && text.contains(&format!("{count} packets transmitted, {count} received")),
+        "ping -c {count} {opts} {B4} failed ({}):\n{text}{}\nrules:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        ns.rules()
+    );
+}
+
+/// The source tree.
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A file of the source tree, by its path relative to the root.
+pub fn read(rel: &str) -> String {
+    fs::read_to_string(Path::new(ROOT).join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+}
