@@ -288,6 +288,10 @@ fn deb_contents_scripts_and_lintian() {
         ("/etc/tunwire/lab.conf", "-rw-r--r-- 0/0"),
         ("/etc/tunwire/policy.conf", "-rw-r--r-- 0/0"),
         ("/usr/bin/tunwire", "-rwxr-xr-x 0/0"),
+        (
+            "/usr/lib/x86_64-linux-gnu/wireshark/extcap/tunwire",
+            "-rwxr-xr-x 0/0",
+        ),
         ("/usr/lib/systemd/system/tunwire@.service", "-rw-r--r-- 0/0"),
         ("/usr/lib/sysusers.d/tunwire.conf", "-rw-r--r-- 0/0"),
         (
@@ -456,6 +460,7 @@ fn rpm_contents_and_scripts() {
         "-rw-r--r-- root:root cn /etc/tunwire/lab.conf",
         "-rw-r--r-- root:root cn /etc/tunwire/policy.conf",
         "-rwxr-x--- root:tunwire cap_net_admin=ep /usr/bin/tunwire",
+        "-rwxr-xr-x root:root /usr/lib64/wireshark/extcap/tunwire",
         "-rw-r--r-- root:root /usr/lib/systemd/system/tunwire@.service",
         "-rw-r--r-- root:root /usr/lib/sysusers.d/tunwire.conf",
         "-rw-r--r-- root:root d /usr/share/man/man5/tunwire.conf.5",
@@ -745,6 +750,15 @@ awk -v u="$MEMBER_UID" '/^Uid:/ { exit !($2 == u && $3 == u && $4 == u) }' "/pro
 grep -q "^NoNewPrivs:[[:space:]]*1" "/proc/$RELAY/status" || fail "member: relay without NoNewPrivs"
 echo "ok: member: supervisor keeps CAP_NET_ADMIN only, relay no capability, uid $MEMBER_UID"
 wire_works member
+# The extcap copy: root:root 0755 without capability, and anyone may list the running wires.
+EXTCAP=/usr/lib/x86_64-linux-gnu/wireshark/extcap/tunwire
+[ "$(stat -c '%U:%G %a' "$EXTCAP")" = "root:root 755" ] || fail "$EXTCAP is $(stat -c '%U:%G %a' "$EXTCAP")"
+[ -z "$(getcap "$EXTCAP")" ] || fail "$EXTCAP has a file capability: $(getcap "$EXTCAP")"
+setpriv --reuid tw-stranger --regid tw-stranger --init-groups "$EXTCAP" --extcap-interfaces \
+    >"$S/log/extcap.txt" 2>&1 || fail "stranger: $EXTCAP --extcap-interfaces failed"
+grep -q "display=tunwire: tun0 <-> tun1 (tw-member)" "$S/log/extcap.txt" ||
+    fail "stranger: the extcap copy does not list the member's wire"
+echo "ok: stranger: the extcap copy (root:root 755, no capability) lists the member's wire"
 stop member "$SUP"
 
 # 4. A stranger cannot even execute it: /usr/bin/tunwire is root:tunwire 0750.
@@ -788,6 +802,7 @@ echo "ok: service: capture $CAP (tunwire:tunwire 640)"
 cat "$S/passwd.pkg" >/etc/passwd && cat "$S/group.pkg" >/etc/group || fail "remove the test users"
 dpkg --purge tunwire >"$S/log/dpkg-purge.txt" 2>&1 || fail "dpkg --purge tunwire"
 for path in /usr/bin/tunwire /usr/lib/systemd/system/tunwire@.service \
+    /usr/lib/x86_64-linux-gnu/wireshark/extcap/tunwire \
     /usr/lib/sysusers.d/tunwire.conf /usr/share/man/man8/tunwire.8.gz \
     /usr/share/man/man5/tunwire.conf.5.gz /usr/share/man/man5/tunwire.policy.5.gz \
     /usr/share/doc/tunwire \
