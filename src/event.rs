@@ -32,6 +32,15 @@ pub fn block_signals() -> Result<SigSet> {
     }
     signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
         .map_err(|e| Error::os("block signals", e))?;
+    // An ignored signal is discarded even while blocked, so a signalfd would never see it:
+    // one ignored where tunwire was started (SIGINT in a script's background job, SIGCHLD,
+    // which would also reap the children behind our back) gets its default action back.
+    // Blocked, the default action never runs; the signalfd reads the signal.
+    for sig in mask.iter() {
+        // SAFETY: SIG_DFL installs no handler.
+        unsafe { signal::signal(sig, signal::SigHandler::SigDfl) }
+            .map_err(|e| Error::os(format!("reset the action of {sig}"), e))?;
+    }
     Ok(mask)
 }
 

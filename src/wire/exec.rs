@@ -170,6 +170,13 @@ fn prepare(
     // The supervisor blocks the signals it reads from a signalfd; PROG gets them as usual.
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(|e| Error::os("unblock signals", e))?;
+    // And with their default actions, as systemd starts a service: a signal ignored where
+    // tunwire was started (SIGINT in a script's background job, SIGPIPE by Rust's runtime)
+    // would otherwise stay ignored, and a forwarded SIGINT would do nothing.
+    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        // SAFETY: SIG_DFL installs no handler; nothing runs in this process before execve.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+    }
     place(fds, ready, stdout_to_stderr)?;
     Ok(environment(cfg))
 }
