@@ -31,7 +31,8 @@ use crate::wire::Layout;
 /// `tunwire run`.
 pub fn start(cfg: &Config) -> Result<u8> {
     let mut cfg = cfg.clone();
-    if cfg.impaired() && cfg.seed.is_none() {
+    // Drawn even without impairment: a SIGHUP that adds some then has a real seed.
+    if cfg.seed.is_none() {
         cfg.seed = Some(draw_seed()?);
     }
     if let Some(why) = cfg.offload_ignored {

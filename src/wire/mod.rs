@@ -166,6 +166,7 @@ pub fn program_name(cfg: &Config) -> String {
 /// SIGHUP: read the configuration again, as the relay's user, and return the impairment of
 /// each leg, the seed (the file's, else the one in use) and their text. The sides stay.
 fn reloader(cfg: Config, mut seed: u64) -> relay::Reload {
+    let mut in_force = describe(&cfg, seed);
     Box::new(move || {
         let path = cfg.config_file.as_ref()?;
         let new = crate::config::parse(std::env::args_os().skip(1), &crate::config::read_file)
@@ -177,13 +178,25 @@ fn reloader(cfg: Config, mut seed: u64) -> relay::Reload {
         }
         let mut next = cfg.clone();
         next.impair = new.impair;
-        if let Some(s) = new.seed {
-            seed = s;
-        }
+        let next_seed = new.seed.unwrap_or(seed);
         log::debug!("SIGHUP: re-read {}", path.display());
+        if next.impaired() && cfg.offload {
+            log::error!(
+                "SIGHUP: this wire started with offload on, and impairment acts on wire-size \
+                 packets only; the impairment stays as it was (start it with --offload off)"
+            );
+            return None;
+        }
+        let text = describe(&next, next_seed);
+        if text == in_force {
+            log::info!("SIGHUP: the impairment and the seed are unchanged");
+            return None;
+        }
+        seed = next_seed;
+        in_force.clone_from(&text);
         let imps: [Option<Impairment>; 2] =
             [0, 1].map(|i| Some(next.impairment(i)).filter(|m| !m.is_empty()));
-        Some((imps, seed, describe(&next, seed)))
+        Some((imps, seed, text))
     })
 }
 
