@@ -74,6 +74,20 @@ pub fn script(cfg: &Config) -> String {
     for step in plan::build(cfg, None) {
         out += &format!("{step}\n");
     }
+    if cfg.impaired() {
+        let seed = cfg
+            .seed
+            .map_or("a seed drawn at start".to_string(), |s| format!("seed {s}"));
+        out += &format!(
+            "# the relay impairs, with {seed}: {} -> {}: {}; {} -> {}: {}\n",
+            cfg.sides[0].name,
+            cfg.sides[1].name,
+            cfg.impairment(0),
+            cfg.sides[1].name,
+            cfg.sides[0].name,
+            cfg.impairment(1)
+        );
+    }
     out
 }
 

@@ -38,7 +38,8 @@ pub struct Call {
 
 /// Whether these arguments are an extcap call.
 pub fn is_call(args: &[OsString]) -> bool {
-    args.iter().any(|a| {
+    // What follows `--` is a program's command line, never an extcap call.
+    args.iter().take_while(|a| *a != "--").any(|a| {
         let a = a.to_string_lossy();
         TRIGGERS
             .iter()
@@ -209,6 +210,8 @@ mod tests {
     fn wiresharks_calls_parse() {
         assert!(is_call(&os("--extcap-interfaces --extcap-version=4.0")));
         assert!(!is_call(&os("run --pcap x")));
+        // A program's own arguments are never an extcap call.
+        assert!(!is_call(&os("check -- ./prog --capture --fifo x")));
         let c = parse(&os("--extcap-interfaces --extcap-version=4.0")).unwrap();
         assert!(c.interfaces);
         let c = parse(&os("--extcap-interface tunwire-tun0 --extcap-dlts")).unwrap();

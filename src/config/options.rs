@@ -169,7 +169,8 @@ pub const OPTIONS: &[Opt] = &[
             "impair the packets read from SIDE (from both sides without it) as these tc-netem(8) \
              words say: delay TIME [JITTER [CORR%]] [distribution uniform|normal|pareto|\
              paretonormal] [jitter-reorder], loss PCT [CORR%], loss gemodel P [R [1-H [1-K]]], \
-             duplicate PCT, corrupt PCT, reorder PCT [gap N], rate RATE, limit PACKETS; repeatable",
+             duplicate PCT [CORR%], corrupt PCT [CORR%], reorder PCT [CORR%] [gap N], rate RATE, \
+             limit PACKETS; repeatable",
             None,
         )
     },
