@@ -1447,6 +1447,17 @@ fn sighup_rereads_the_config_and_starts_a_new_capture_section() {
         after[0] < 30.0,
         "the first RTT after SIGHUP still looks like the old 50 ms delay: {after:?}"
     );
+    // The same file again: nothing changes, no new section, the streams go on.
+    tw.signal("HUP");
+    if let Err(e) = tw.wait_stderr("the impairment and the seed are unchanged", READY_TIMEOUT) {
+        panic!("a SIGHUP with an unchanged file should say so: {e}");
+    }
+    assert_eq!(
+        tw.stderr().matches("impairment changed").count(),
+        1,
+        "an unchanged file is no change:\n{}",
+        tw.stderr()
+    );
     let exited = stop_clean(&ns, &mut tw);
 
     let cap = tw.stdout_path().to_path_buf();
@@ -1481,6 +1492,36 @@ fn sighup_rereads_the_config_and_starts_a_new_capture_section() {
         vec!["tunwire: delay 10000us"; 5],
         "{rows:?}"
     );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn sighup_cannot_add_impairment_to_a_wire_with_offload_on() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let conf = ns.dir().join("wire.conf");
+    let conf_s = p(&conf).to_owned();
+    ns.write_file(&conf_s, "mtu 1500\n", 0o644);
+    let args = as_member(&["--config", &conf_s]);
+    let mut tw = ns.up(&args, As::Root);
+    let link = ns.sh_ok("ip -d link show dev tun0");
+    assert!(link.contains("vnet_hdr on"), "offload is on:\n{link}");
+    ns.write_file(&conf_s, "mtu 1500\nimpair delay 200ms\n", 0o644);
+    tw.signal("HUP");
+    if let Err(e) = tw.wait_stderr("started with offload on", READY_TIMEOUT) {
+        panic!("SIGHUP adding impairment to an offload wire should be refused: {e}");
+    }
+    assert!(
+        !tw.stderr().contains("impairment changed"),
+        "{}",
+        tw.stderr()
+    );
+    // Still unimpaired: no echo waits 2 x 200 ms.
+    let rtts = ping_rtts(&ns, 3, 0.2).rtts();
+    assert!(rtts.iter().all(|&r| r < 200.0), "{rtts:?}");
+    stop_clean(&ns, &mut tw);
 }
 
 // ----------------------------------------------------------------------------------------------

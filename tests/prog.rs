@@ -418,6 +418,75 @@ fn sigterm_gives_0_when_the_program_handles_it_and_143_when_it_dies_of_it() {
 
 #[test]
 #[ignore = "needs root"]
+fn signals_ignored_where_tunwire_started_are_not_ignored_by_the_program() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let before = ns.state();
+    // As from a script's background job (SIGINT ignored) under a runtime that ignores SIGPIPE
+    // and SIGHUP (nohup): ignored actions survive execve.
+    let mut cmd = ns.tunwire_cmd(&with_prog(&AS_MEMBER, &["/bin/sleep", "1000"]), As::Root);
+    // SAFETY: only async-signal-safe calls (sigaction) between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            use nix::sys::signal::{signal, SigHandler, Signal};
+            for sig in [Signal::SIGINT, Signal::SIGPIPE, Signal::SIGHUP] {
+                signal(sig, SigHandler::SigIgn).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        })
+    };
+    let mut tw = start_ready(&ns, cmd);
+    let pid = prog_pid(&tw, &real("/bin/sleep"));
+    let ignored = proc_status(pid)
+        .get("SigIgn")
+        .cloned()
+        .expect("SigIgn in status");
+    // Signals 1-31; real-time ones are not tunwire's to reset.
+    assert_eq!(
+        u64::from_str_radix(&ignored, 16).expect("hex") & 0x7fff_ffff,
+        0,
+        "the program starts with every standard signal's default action (SigIgn {ignored})"
+    );
+    // The supervisor reads SIGINT although it was ignored, and forwards it: sleep dies of it.
+    let e = tw.stop("INT");
+    assert_eq!(e.code, Some(130), "SIGINT to tunwire running sleep: {e}");
+    assert!(!alive(pid), "sleep outlived tunwire");
+    ns.assert_restored(&before, "after SIGINT");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_program_that_ignores_sigterm_is_killed_by_a_second_one() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let before = ns.state();
+    let script = "trap '' TERM; while :; do sleep 0.1; done";
+    let mut tw = up_prog(
+        &ns,
+        &with_prog(&AS_MEMBER, &["/bin/sh", "-c", script]),
+        As::Root,
+    );
+    let pid = prog_pid(&tw, &real("/bin/sh"));
+    tw.signal("TERM");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(alive(pid), "the program ignores SIGTERM");
+    tw.signal("TERM");
+    let e = tw.wait_exit(EXIT_TIMEOUT);
+    assert_eq!(
+        e.code,
+        Some(137),
+        "killed by SIGKILL after the second SIGTERM: {e}"
+    );
+    assert!(e.stderr.contains("again: killing"), "{e}");
+    ns.assert_restored(&before, "after the second SIGTERM");
+}
+
+#[test]
+#[ignore = "needs root"]
 fn a_program_killed_by_a_signal_gives_128_plus_n_and_leaves_nothing() {
     if !require_root() {
         return;
