@@ -11,6 +11,8 @@ The topology and the measurements mirror the shared yardstick script tunnel_benc
 peers: c-relay, c-relay-gso and c-relay-pcap are compiled from bench/c-relay*.c into a temporary
 directory at the start of a run; socat is the installed one. Modes are the tables TUNWIRE_MODES
 and PEER_MODES (name -> command line); to add a row, add a line there (see bench/README.md).
+BASELINE_MODES are rows running an earlier build of tunwire, given by --baseline-bin and
+--capture-baseline-bin, with the tunwire row's arguments.
 
 Usage: sudo python3 bench/bench.py [--rounds N] [--seconds S] [--modes a,b] [--bin PATH]
        sudo python3 bench/bench.py --quick            # 1 round of 1 s, veth + tunwire (CI)
@@ -47,6 +49,12 @@ TUNWIRE_MODES = {
     "tunwire-pcap": ["--pcap", "{pcap}"],
     "tunwire-pcap-nooffload": ["--offload", "off", "--pcap", "{pcap}"],
 }
+# Rows that run another build of tunwire with the `tunwire` row's arguments, interleaved with the
+# others; each exists only when its option names the binary. mode: (option, what it is).
+BASELINE_MODES = {
+    "tunwire-baseline": ("--baseline-bin", "the build before impairment"),
+    "tunwire-capture-baseline": ("--capture-baseline-bin", "the build before live capture"),
+}
 PEER_MODES = {
     # mode: command line creating tun0 and tun1; bench.py then sets up the pair (route_pair).
     # "{build}/NAME" is compiled from bench/NAME.c at the start of the run.
@@ -56,7 +64,7 @@ PEER_MODES = {
     "socat": ["socat", "TUN,tun-name=tun0,tun-type=tun,iff-no-pi,iff-up",
               "TUN,tun-name=tun1,tun-type=tun,iff-no-pi,iff-up"],
 }
-ALL_MODES = ["veth"] + list(TUNWIRE_MODES) + list(PEER_MODES)
+ALL_MODES = ["veth", "tunwire"] + list(BASELINE_MODES) + list(TUNWIRE_MODES)[1:] + list(PEER_MODES)
 CFLAGS = ["-O2", "-Wall", "-Wextra"]
 COUNTER_RE = re.compile(r"(\S+) -> (\S+): (\d+) packets, (\d+) bytes, (\d+) dropped")
 
@@ -318,8 +326,11 @@ def remove_pcaps(path):
 
 
 def inner_tunwire(mode, args):
-    extra, pcap = instantiate(TUNWIRE_MODES[mode], ".pcapng")
+    template = TUNWIRE_MODES["tunwire" if mode in BASELINE_MODES else mode]
+    extra, pcap = instantiate(template, ".pcapng")
     res = {"mode": mode}
+    if mode in BASELINE_MODES:
+        res["bin"] = args.bin
     tw = None
     try:
         tw = Tunwire(args.bin, extra)
@@ -443,7 +454,7 @@ def inner(args):
         res = {"mode": mode}
         res.update(measure(args.seconds))
         return res
-    if mode in TUNWIRE_MODES:
+    if mode in TUNWIRE_MODES or mode in BASELINE_MODES:
         return inner_tunwire(mode, args)
     if mode in PEER_MODES:
         return inner_peer(mode, args)
@@ -453,8 +464,9 @@ def inner(args):
 # ---------------------------------------------------------------- outer driver
 def run_inner(mode, args, timeout):
     pin = ["taskset", "-c", args.cpus] if args.cpus else []
+    binary = args.baselines[mode] if mode in BASELINE_MODES else args.bin
     cmd = pin + ["unshare", "-n", sys.executable, os.path.abspath(__file__), "--inner", mode,
-           "--seconds", str(args.seconds), "--bin", args.bin]
+           "--seconds", str(args.seconds), "--bin", binary]
     if args.peer_dir:
         cmd += ["--peer-dir", args.peer_dir]
     if mode == "soak":
@@ -543,6 +555,14 @@ def targets(summary):
     for on, off in (("tunwire-pcap", "tunwire"), ("tunwire-pcap-nooffload", "tunwire-nooffload")):
         check(f"{on} TCP vs {off}", ratio(on, "tcp_gbps", off), ">=", 0.5)
         check(f"{on} UDP64 pps vs {off}", ratio(on, "udp64_kpps", off), ">=", 0.5)
+    # impairment: an idle engine costs nothing
+    for k, what in (("tcp_gbps", "TCP"), ("udp64_kpps", "UDP64 pps")):
+        check(f"no impairment: tunwire {what} vs tunwire-baseline",
+              ratio("tunwire", k, "tunwire-baseline"), ">=", 0.95)
+    # live capture: no reader costs nothing
+    for k, what in (("tcp_gbps", "TCP"), ("udp64_kpps", "UDP64 pps")):
+        check(f"no reader: tunwire {what} vs tunwire-capture-baseline",
+              ratio("tunwire", k, "tunwire-capture-baseline"), ">=", 0.97)
     for m in TUNWIRE_MODES:
         rss = summary.get(m, {}).get("rss_max_kib")
         if rss is not None:
@@ -606,11 +626,21 @@ def main():
     ap.add_argument("--cpus", metavar="LIST",
                     help="run everything of each mode under `taskset -c LIST` (e.g. 1): steadier "
                          "RTTs on small VMs, where cross-CPU wake-ups dominate them")
+    ap.add_argument("--baseline-bin", metavar="PATH",
+                    help="add the row tunwire-baseline: this tunwire binary (the build before "
+                         "impairment) with the tunwire row's arguments")
+    ap.add_argument("--capture-baseline-bin", metavar="PATH",
+                    help="add the row tunwire-capture-baseline: this tunwire binary (the build "
+                         "before live capture) with the tunwire row's arguments")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--inner", help=argparse.SUPPRESS)
     ap.add_argument("--peer-dir", help=argparse.SUPPRESS)  # where the outer compiled the C peers
     args = ap.parse_args()
     args.bin = os.path.abspath(args.bin)
+    # baseline mode -> its binary, for the baselines whose option was given
+    args.baselines = {m: os.path.abspath(getattr(args, opt[2:].replace("-", "_")))
+                      for m, (opt, _) in BASELINE_MODES.items()
+                      if getattr(args, opt[2:].replace("-", "_"))}
 
     if args.inner:
         try:
@@ -639,7 +669,13 @@ def main():
     elif args.soak is not None:
         modes = []
     else:
-        modes = list(ALL_MODES)
+        modes = [m for m in ALL_MODES if m not in BASELINE_MODES or m in args.baselines]
+    for m in modes:
+        if m in BASELINE_MODES and m not in args.baselines:
+            sys.exit(f"mode {m} needs {BASELINE_MODES[m][0]} PATH ({BASELINE_MODES[m][1]})")
+    for m, path in args.baselines.items():
+        if not os.access(path, os.X_OK):
+            sys.exit(f"{BASELINE_MODES[m][0]}: no executable at {path}")
     for m in [m for m in modes if m in PEER_MODES]:
         tool = "gcc" if c_peer(m) else PEER_MODES[m][0]
         if not shutil.which(tool):
@@ -664,6 +700,9 @@ def drive(modes, args):
     failed = False
     header = f"machine: {machine()}"
     print(f"# {header}", flush=True)
+    for m in modes:
+        if m in BASELINE_MODES:
+            print(f"# {m}: {args.baselines[m]} ({BASELINE_MODES[m][1]})", flush=True)
     results = {m: [] for m in modes}
     per_run = 3 * args.seconds + 40
     for _ in range(args.rounds if modes else 0):
