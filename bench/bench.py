@@ -46,6 +46,8 @@ TUNWIRE_MODES = {
     # mode: arguments after the tunwire binary; tunwire sets up the pair itself
     "tunwire": [],
     "tunwire-nooffload": ["--offload", "off"],
+    # impairment turns offload off by itself: compare with tunwire-nooffload
+    "tunwire-delay10ms": ["--impair", "delay 10ms", "--seed", "1"],
     "tunwire-pcap": ["--pcap", "{pcap}"],
     "tunwire-pcap-nooffload": ["--offload", "off", "--pcap", "{pcap}"],
 }
@@ -67,6 +69,7 @@ PEER_MODES = {
 ALL_MODES = ["veth", "tunwire"] + list(BASELINE_MODES) + list(TUNWIRE_MODES)[1:] + list(PEER_MODES)
 CFLAGS = ["-O2", "-Wall", "-Wextra"]
 COUNTER_RE = re.compile(r"(\S+) -> (\S+): (\d+) packets, (\d+) bytes, (\d+) dropped")
+IMPAIR_RE = re.compile(r"(\S+) -> (\S+) impairment: (.*)$")
 
 
 # ---------------------------------------------------------------- helpers
@@ -295,6 +298,18 @@ class Tunwire:
                                             "dropped": int(m[5])}
         return got
 
+    def impairment(self, since=0):
+        """Last impairment counter line per direction, from stderr lines[since:]:
+        {"tun0 -> tun1": {"lost": N, "queue full": N, ...}}."""
+        got = {}
+        for line in self.lines[since:]:
+            m = IMPAIR_RE.search(line)
+            if m:
+                got[f"{m[1]} -> {m[2]}"] = {
+                    w.split(" ", 1)[1]: int(w.split(" ", 1)[0])
+                    for w in m[3].split(", ") if re.match(r"\d+ ", w)}
+        return got
+
     def stop(self):
         """SIGTERM the supervisor; returns its exit code (None if it had to be killed)."""
         if self.proc.poll() is None:
@@ -344,7 +359,11 @@ def inner_tunwire(mode, args):
         res["error"] = str(e)
     finally:
         if tw:
+            n = len(tw.lines)
             code = tw.stop()
+            imp = tw.impairment(n)
+            if imp:
+                res["impairment"] = imp
             if code != 0:
                 what = "still running 10 s after SIGTERM (killed)" if code is None else \
                     f"exit status {code} after SIGTERM (want 0)"
@@ -555,10 +574,13 @@ def targets(summary):
     for on, off in (("tunwire-pcap", "tunwire"), ("tunwire-pcap-nooffload", "tunwire-nooffload")):
         check(f"{on} TCP vs {off}", ratio(on, "tcp_gbps", off), ">=", 0.5)
         check(f"{on} UDP64 pps vs {off}", ratio(on, "udp64_kpps", off), ">=", 0.5)
-    # impairment: an idle engine costs nothing
+    # impairment: an idle engine costs nothing; a 10 ms delay keeps the packet rate. Impairment
+    # turns offload off, so the delayed row is compared with the offload-off row.
     for k, what in (("tcp_gbps", "TCP"), ("udp64_kpps", "UDP64 pps")):
         check(f"no impairment: tunwire {what} vs tunwire-baseline",
               ratio("tunwire", k, "tunwire-baseline"), ">=", 0.95)
+    check("tunwire-delay10ms UDP64 pps vs tunwire-nooffload",
+          ratio("tunwire-delay10ms", "udp64_kpps", "tunwire-nooffload"), ">=", 0.8)
     # live capture: no reader costs nothing
     for k, what in (("tcp_gbps", "TCP"), ("udp64_kpps", "UDP64 pps")):
         check(f"no reader: tunwire {what} vs tunwire-capture-baseline",
@@ -734,6 +756,12 @@ def drive(modes, args):
                   f"| {fmt(s['udp64_kpps'], base.get('udp64_kpps'), 1)} "
                   f"| {fmt(s['rtt_avg_ms'], base.get('rtt_avg_ms'), 3)} "
                   f"| {s['rss_max_kib'] if s['rss_max_kib'] else '-'} |")
+        for m in modes:
+            last = next((r for r in reversed(results[m]) if r.get("impairment")), None)
+            if last:
+                print(f"\n{m}, impairment counters of its last round: " + "; ".join(
+                    f"{d}: " + ", ".join(f"{n} {w}" for w, n in c.items())
+                    for d, c in last["impairment"].items()))
         for e in errors:
             print(f"\nERROR {e[:300]}")
         print("\ntargets (issues' acceptance criteria, on the medians):")
