@@ -21,16 +21,19 @@ See bench/README.md.
 """
 import argparse
 import datetime
+import fcntl
 import json
 import os
 import platform
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 import uuid
@@ -50,6 +53,8 @@ TUNWIRE_MODES = {
     "tunwire-delay10ms": ["--impair", "delay 10ms", "--seed", "1"],
     "tunwire-pcap": ["--pcap", "{pcap}"],
     "tunwire-pcap-nooffload": ["--offload", "off", "--pcap", "{pcap}"],
+    # plus a live capture reader that asks for the stream and never reads (STALLED_READER_MODES)
+    "tunwire-stalled-reader": [],
 }
 # Rows that run another build of tunwire with the `tunwire` row's arguments, interleaved with the
 # others; each exists only when its option names the binary. mode: (option, what it is).
@@ -57,6 +62,7 @@ BASELINE_MODES = {
     "tunwire-baseline": ("--baseline-bin", "the build before impairment"),
     "tunwire-capture-baseline": ("--capture-baseline-bin", "the build before live capture"),
 }
+STALLED_READER_MODES = {"tunwire-stalled-reader"}
 PEER_MODES = {
     # mode: command line creating tun0 and tun1; bench.py then sets up the pair (route_pair).
     # "{build}/NAME" is compiled from bench/NAME.c at the start of the run.
@@ -70,6 +76,7 @@ ALL_MODES = ["veth", "tunwire"] + list(BASELINE_MODES) + list(TUNWIRE_MODES)[1:]
 CFLAGS = ["-O2", "-Wall", "-Wextra"]
 COUNTER_RE = re.compile(r"(\S+) -> (\S+): (\d+) packets, (\d+) bytes, (\d+) dropped")
 IMPAIR_RE = re.compile(r"(\S+) -> (\S+) impairment: (.*)$")
+CAPTURE_REQUEST = b"TUNWIRE-CAPTURE 1 snaplen=262144\n"
 
 
 # ---------------------------------------------------------------- helpers
@@ -340,24 +347,70 @@ def remove_pcaps(path):
     return total
 
 
+class StalledReader:
+    """A live capture reader that attaches to the wire and never reads: it connects to the relay's
+    abstract socket `tunwire-capture-<supervisor pid>`, sends the request line, and then leaves
+    the stream (the `OK`, the pcapng header and every record) unread, so the relay's buffer for
+    it fills and stays full. Waits until tunwire logs the reader as attached."""
+
+    def __init__(self, tw, timeout=5):
+        since = len(tw.lines)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.connect(f"\0tunwire-capture-{tw.proc.pid}")
+            self.sock.sendall(CAPTURE_REQUEST)
+        except OSError as e:
+            self.sock.close()
+            raise RuntimeError(f"stalled reader: cannot attach to tunwire-capture-{tw.proc.pid}: {e}")
+        end = time.time() + timeout
+        while time.time() < end and not any(
+                "capture reader" in x and "attached" in x for x in tw.lines[since:]):
+            time.sleep(0.02)
+        if not any("capture reader" in x and "attached" in x for x in tw.lines[since:]):
+            self.sock.close()
+            raise RuntimeError("stalled reader: tunwire never logged `capture reader N attached`: "
+                               + " | ".join(tw.lines[since:][-3:])[-300:])
+        self.tw, self.since = tw, since
+
+    def unread(self):
+        """Bytes the relay sent that are waiting, unread, in our socket."""
+        buf = fcntl.ioctl(self.sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        return int.from_bytes(buf, sys.byteorder)
+
+    def detached(self):
+        """Whether the relay dropped the reader (it must keep it, losing records instead)."""
+        return any("capture reader" in x and "detached" in x for x in self.tw.lines[self.since:])
+
+    def close(self):
+        self.sock.close()
+
+
 def inner_tunwire(mode, args):
     template = TUNWIRE_MODES["tunwire" if mode in BASELINE_MODES else mode]
     extra, pcap = instantiate(template, ".pcapng")
     res = {"mode": mode}
     if mode in BASELINE_MODES:
         res["bin"] = args.bin
-    tw = None
+    tw = reader = None
     try:
         tw = Tunwire(args.bin, extra)
+        if mode in STALLED_READER_MODES:
+            reader = StalledReader(tw)
         sampler = RssSampler(tw.rss)
         sampler.start()
         try:
             res.update(measure(args.seconds))
         finally:
             res["rss_kib"] = sampler.halt()
+        if reader:
+            res["reader_unread_bytes"] = reader.unread()
+            if reader.detached():
+                res.setdefault("error", "the relay detached the stalled reader (it must keep it)")
     except RuntimeError as e:
         res["error"] = str(e)
     finally:
+        if reader:
+            reader.close()
         if tw:
             n = len(tw.lines)
             code = tw.stop()
@@ -581,10 +634,13 @@ def targets(summary):
               ratio("tunwire", k, "tunwire-baseline"), ">=", 0.95)
     check("tunwire-delay10ms UDP64 pps vs tunwire-nooffload",
           ratio("tunwire-delay10ms", "udp64_kpps", "tunwire-nooffload"), ">=", 0.8)
-    # live capture: no reader costs nothing
+    # live capture: no reader costs nothing; a reader that never reads costs nothing measurable
     for k, what in (("tcp_gbps", "TCP"), ("udp64_kpps", "UDP64 pps")):
         check(f"no reader: tunwire {what} vs tunwire-capture-baseline",
               ratio("tunwire", k, "tunwire-capture-baseline"), ">=", 0.97)
+    for k, what in (("tcp_gbps", "TCP"), ("udp64_kpps", "UDP64 pps")):
+        check(f"stalled reader: tunwire-stalled-reader {what} vs tunwire",
+              ratio("tunwire-stalled-reader", k, "tunwire"), ">=", 0.97)
     for m in TUNWIRE_MODES:
         rss = summary.get(m, {}).get("rss_max_kib")
         if rss is not None:
@@ -762,6 +818,10 @@ def drive(modes, args):
                 print(f"\n{m}, impairment counters of its last round: " + "; ".join(
                     f"{d}: " + ", ".join(f"{n} {w}" for w, n in c.items())
                     for d, c in last["impairment"].items()))
+            unread = [r["reader_unread_bytes"] for r in results[m] if "reader_unread_bytes" in r]
+            if unread:
+                print(f"\n{m}: the stalled reader left {min(unread)}-{max(unread)} bytes unread "
+                      "in its socket (the relay keeps at most 256 KiB more for it, then drops)")
         for e in errors:
             print(f"\nERROR {e[:300]}")
         print("\ntargets (issues' acceptance criteria, on the medians):")
