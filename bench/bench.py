@@ -55,6 +55,8 @@ TUNWIRE_MODES = {
     "tunwire-pcap-nooffload": ["--offload", "off", "--pcap", "{pcap}"],
     # plus a live capture reader that asks for the stream and never reads (STALLED_READER_MODES)
     "tunwire-stalled-reader": [],
+    # TAP devices: Ethernet frames, ARP crosses the wire (checked before measuring)
+    "tunwire-tap": ["--mode", "tap"],
 }
 # Rows that run another build of tunwire with the `tunwire` row's arguments, interleaved with the
 # others; each exists only when its option names the binary. mode: (option, what it is).
@@ -385,6 +387,25 @@ class StalledReader:
         self.sock.close()
 
 
+def tap_mode(extra):
+    return "--mode" in extra and extra[extra.index("--mode") + 1:][:1] == ["tap"]
+
+
+def check_arp(res):
+    """TAP: ARP for B must have resolved across the wire, to tun1's own MAC (ping alone would
+    also pass if the kernel answered locally). Returns an error or None."""
+    if not wait_ping():
+        return "TAP: no ping through the pair (ARP must cross the wire): ip neigh: " + \
+            run("ip neigh show", check=False).stdout.strip().replace("\n", "; ")
+    mac = run("ip -o link show tun1", check=False).stdout
+    mac = re.search(r"link/ether (\S+)", mac)
+    neigh = run(f"ip neigh show {B} dev tun0", check=False).stdout.strip()
+    res["arp"] = neigh
+    if not mac or f"lladdr {mac[1]}" not in neigh:
+        return f"TAP: {B} on tun0 does not resolve to tun1's MAC ({mac and mac[1]}): {neigh!r}"
+    return None
+
+
 def inner_tunwire(mode, args):
     template = TUNWIRE_MODES["tunwire" if mode in BASELINE_MODES else mode]
     extra, pcap = instantiate(template, ".pcapng")
@@ -396,6 +417,10 @@ def inner_tunwire(mode, args):
         tw = Tunwire(args.bin, extra)
         if mode in STALLED_READER_MODES:
             reader = StalledReader(tw)
+        if tap_mode(extra):
+            err = check_arp(res)
+            if err:
+                raise RuntimeError(err)
         sampler = RssSampler(tw.rss)
         sampler.start()
         try:
