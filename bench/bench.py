@@ -17,6 +17,7 @@ BASELINE_MODES are rows running an earlier build of tunwire, given by --baseline
 Usage: sudo python3 bench/bench.py [--rounds N] [--seconds S] [--modes a,b] [--bin PATH]
        sudo python3 bench/bench.py --quick            # 1 round of 1 s, veth + tunwire (CI)
        sudo python3 bench/bench.py --soak [SECONDS]   # long TCP run: RSS growth and counters
+       sudo python3 bench/bench.py --extcap           # --extcap-interfaces with ten wires up
 See bench/README.md.
 """
 import argparse
@@ -79,6 +80,8 @@ CFLAGS = ["-O2", "-Wall", "-Wextra"]
 COUNTER_RE = re.compile(r"(\S+) -> (\S+): (\d+) packets, (\d+) bytes, (\d+) dropped")
 IMPAIR_RE = re.compile(r"(\S+) -> (\S+) impairment: (.*)$")
 CAPTURE_REQUEST = b"TUNWIRE-CAPTURE 1 snaplen=262144\n"
+# --extcap: that many wires, that many timed `tunwire --extcap-interfaces`, each under the limit
+EXTCAP_WIRES, EXTCAP_CALLS, EXTCAP_LIMIT_MS = 10, 50, 50.0
 
 
 # ---------------------------------------------------------------- helpers
@@ -538,6 +541,49 @@ def inner_soak(args):
     return res
 
 
+def inner_extcap(args):
+    """EXTCAP_WIRES default wires (each takes the next free pair), then EXTCAP_CALLS timed calls
+    of `tunwire --extcap-interfaces` (wall clock of the whole process, as Wireshark waits for it);
+    each must list every wire."""
+    res = {"mode": "extcap", "wires": EXTCAP_WIRES, "calls": EXTCAP_CALLS}
+    wires = []
+    try:
+        for _ in range(EXTCAP_WIRES):
+            wires.append(Tunwire(args.bin, []))
+        pairs = []
+        for tw in wires:
+            m = next((re.search(r"ready: (\S+) \S+ <-> (\S+)", x) for x in tw.lines
+                      if "ready:" in x), None)
+            pairs.append(f"{m[1]}/{m[2]}" if m else "?")
+        res["pairs"] = pairs
+        env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
+        times, listed, failures = [], [], []
+        for _ in range(EXTCAP_CALLS):
+            t0 = time.perf_counter()
+            p = subprocess.run([args.bin, "--extcap-interfaces"], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, env=env, timeout=10)
+            times.append(round((time.perf_counter() - t0) * 1e3, 3))
+            n = sum(1 for x in p.stdout.splitlines() if x.startswith("interface {"))
+            listed.append(n)
+            if p.returncode != 0 or n != EXTCAP_WIRES:
+                failures.append(f"exit {p.returncode}, {n} interfaces: "
+                                f"{(p.stderr or p.stdout)[-200:].strip()}")
+        res["ms"], res["listed"] = times, listed
+        res["output"] = p.stdout.splitlines()
+        if failures:
+            res["error"] = f"{len(failures)} call(s) did not list {EXTCAP_WIRES} interfaces: " \
+                + failures[0]
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        res["error"] = f"{type(e).__name__}: {e}" if isinstance(e, subprocess.TimeoutExpired) \
+            else str(e)
+    finally:
+        codes = [tw.stop() for tw in reversed(wires)]
+        res["exit_statuses"] = codes[::-1]
+        if any(c != 0 for c in codes):
+            res["stop_error"] = f"not every wire exited 0 on SIGTERM: {codes[::-1]}"
+    return res
+
+
 def inner(args):
     mode = args.inner
     if list(netdevs()) != ["lo"]:  # only ever configure a fresh, private namespace
@@ -545,6 +591,8 @@ def inner(args):
     run("ip link set lo up")
     if mode == "soak":
         return inner_soak(args)
+    if mode == "extcap":
+        return inner_extcap(args)
     if mode == "veth":
         run("ip link add v0 type veth peer name v1")
         route_pair("v0", "v1")
@@ -673,6 +721,31 @@ def targets(summary):
     return out
 
 
+def report_extcap(res):
+    """Print the extcap listing verdict; returns (works, fast enough)."""
+    print(f"\nextcap: `tunwire --extcap-interfaces` with {res.get('wires')} wires running, "
+          f"{res.get('calls')} calls, wall clock of each")
+    if res.get("pairs"):
+        print("  wires: " + ", ".join(res["pairs"]))
+    ms = res.get("ms") or []
+    if ms:
+        q = sorted(ms)
+        print(f"  median {statistics.median(ms):.1f} ms, p90 {q[int(0.9 * (len(q) - 1))]:.1f} ms, "
+              f"min {q[0]:.1f} ms, max {q[-1]:.1f} ms")
+    works = [("every call lists %d interfaces" % EXTCAP_WIRES,
+              bool(ms) and not res.get("error")),
+             ("every wire exits 0 on SIGTERM", not res.get("stop_error"))]
+    for label, ok in works:
+        print(f"  {'PASS' if ok else 'FAIL'}  {label}")
+    for e in (res.get("error"), res.get("stop_error")):
+        if e:
+            print(f"  ERROR: {e[:300]}")
+    fast = bool(ms) and max(ms) < EXTCAP_LIMIT_MS
+    print(f"  {'PASS' if fast else 'FAIL'}  every call under {EXTCAP_LIMIT_MS:.0f} ms "
+          f"(max {max(ms) if ms else float('nan'):.1f} ms)")
+    return all(ok for _, ok in works), fast
+
+
 def report_soak(res):
     """Print the soak verdict; returns True when every check passed."""
     print("\nsoak: %s s of iperf3 TCP through tunwire (offload on)" % res.get("seconds"))
@@ -735,6 +808,9 @@ def main():
     ap.add_argument("--capture-baseline-bin", metavar="PATH",
                     help="add the row tunwire-capture-baseline: this tunwire binary (the build "
                          "before live capture) with the tunwire row's arguments")
+    ap.add_argument("--extcap", action="store_true",
+                    help=f"time `tunwire --extcap-interfaces` with {EXTCAP_WIRES} wires running; "
+                         "alone unless --modes is given")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--inner", help=argparse.SUPPRESS)
     ap.add_argument("--peer-dir", help=argparse.SUPPRESS)  # where the outer compiled the C peers
@@ -769,7 +845,7 @@ def main():
             sys.exit(f"unknown mode(s) {','.join(bad)}; known: {','.join(ALL_MODES)}")
     elif args.quick:
         modes = ["veth", "tunwire"]
-    elif args.soak is not None:
+    elif args.soak is not None or args.extcap:
         modes = []
     else:
         modes = [m for m in ALL_MODES if m not in BASELINE_MODES or m in args.baselines]
@@ -784,7 +860,7 @@ def main():
         if not shutil.which(tool):
             print(f"# skipping {m}: {tool} not installed", file=sys.stderr)
             modes.remove(m)
-    if (any(m in TUNWIRE_MODES for m in modes) or args.soak is not None) \
+    if (any(m in TUNWIRE_MODES for m in modes) or args.soak is not None or args.extcap) \
             and not os.access(args.bin, os.X_OK):
         sys.exit(f"tunwire binary not found at {args.bin}: run `cargo build --release` first, "
                  "or pass --bin PATH / TUNWIRE_BIN")
@@ -863,6 +939,14 @@ def drive(modes, args):
         print(json.dumps(res), flush=True)
         res.setdefault("seconds", args.soak)
         failed |= not report_soak(res)
+
+    if args.extcap:
+        res = run_inner("extcap", args, 120)
+        print(json.dumps(res), flush=True)
+        res.setdefault("wires", EXTCAP_WIRES)
+        res.setdefault("calls", EXTCAP_CALLS)
+        works, fast = report_extcap(res)
+        failed |= not works or (not fast and args.check)
     return 1 if failed else 0
 
 
