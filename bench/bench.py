@@ -675,20 +675,27 @@ def fmt(val, base, digits):
     return s
 
 
-def targets(summary):
-    """The issues' acceptance targets, evaluated on the medians; (label, ok or None)."""
+def targets(summary, results=None):
+    """The issues' acceptance targets, evaluated on the medians; (label, ok or None). With the
+    per-round results, each label also shows the range of the per-round ratios (round i of one
+    mode against round i of the other: they ran back to back), a measure of the noise."""
     out = []
+    results = results or {}
 
     def ratio(m, k, ref, rk=None):
         a, b = summary.get(m, {}).get(k), summary.get(ref, {}).get(rk or k)
-        return a / b if a and b else None
+        return (a / b, m, k, ref, rk or k) if a and b else None
 
     def check(label, r, op, limit):
         if r is None:
             out.append((f"{label}: n/a", None))
-        else:
-            ok = r >= limit if op == ">=" else r <= limit
-            out.append((f"{label}: {r:.2f}x ({op} {limit}x)", ok))
+            return
+        r, m, k, ref, rk = r
+        ok = r >= limit if op == ">=" else r <= limit
+        rounds = [x.get(k) / y.get(rk) for x, y in zip(results.get(m, []), results.get(ref, []))
+                  if x.get(k) and y.get(rk)]
+        spread = f"; per round {min(rounds):.2f}-{max(rounds):.2f}x" if len(rounds) > 1 else ""
+        out.append((f"{label}: {r:.2f}x ({op} {limit}x{spread})", ok))
 
     check("tunwire TCP vs veth", ratio("tunwire", "tcp_gbps", "veth"), ">=", 0.6)
     check("tunwire-nooffload TCP vs c-relay", ratio("tunwire-nooffload", "tcp_gbps", "c-relay"),
@@ -913,6 +920,16 @@ def drive(modes, args):
                   f"| {fmt(s['udp64_kpps'], base.get('udp64_kpps'), 1)} "
                   f"| {fmt(s['rtt_avg_ms'], base.get('rtt_avg_ms'), 3)} "
                   f"| {s['rss_max_kib'] if s['rss_max_kib'] else '-'} |")
+        if args.rounds > 1:
+            print(f"\nspread over the {args.rounds} rounds (min-max):\n")
+            print("| mode | TCP Gbit/s | UDP64 kpps | RTT ms |")
+            print("|---|---|---|---|")
+            for m in modes:
+                cells = []
+                for k, d in (("tcp_gbps", 2), ("udp64_kpps", 1), ("rtt_avg_ms", 3)):
+                    v = [r[k] for r in results[m] if r.get(k) is not None]
+                    cells.append(f"{min(v):.{d}f}-{max(v):.{d}f}" if v else "n/a")
+                print(f"| {m} | " + " | ".join(cells) + " |")
         for m in modes:
             last = next((r for r in reversed(results[m]) if r.get("impairment")), None)
             if last:
@@ -926,7 +943,7 @@ def drive(modes, args):
         for e in errors:
             print(f"\nERROR {e[:300]}")
         print("\ntargets (issues' acceptance criteria, on the medians):")
-        for label, ok in targets(summary):
+        for label, ok in targets(summary, results):
             if ok is None:
                 continue  # a mode the target compares was not run
             print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {label}")
