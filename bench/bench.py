@@ -891,8 +891,10 @@ def drive(modes, args):
             print(f"# {m}: {args.baselines[m]} ({BASELINE_MODES[m][1]})", flush=True)
     results = {m: [] for m in modes}
     per_run = 3 * args.seconds + 40
-    for _ in range(args.rounds if modes else 0):
-        for m in modes:
+    for i in range(args.rounds if modes else 0):
+        # Round i starts at the i-th mode: no mode always runs right after the same one, and
+        # carries its after-effects (the previous namespace's teardown runs in the background).
+        for m in modes[i % len(modes):] + modes[:i % len(modes)]:
             res = run_inner(m, args, per_run)
             print(json.dumps(res), flush=True)
             results[m].append(res)
