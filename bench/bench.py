@@ -226,8 +226,17 @@ def iperf_server():
     return srv
 
 
-def measure(seconds):
-    """Same metrics as the yardstick: ping avg, TCP received bit/s, UDP-64 received pps."""
+def udp_rcvbuf_errors():
+    """The namespace's UDP RcvbufErrors: datagrams the receiving sockets had no room for."""
+    with open("/proc/net/snmp") as f:
+        rows = [x.split() for x in f if x.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
+def measure(seconds, dev_b="tun1"):
+    """Same metrics as the yardstick: ping avg, TCP received bit/s, UDP-64 received pps. Also,
+    for the UDP run, what the wire delivered into B's device (dev_b's rx) and what B's socket
+    then dropped for want of room (UDP RcvbufErrors): where a flood's losses happen."""
     res = {}
     if not wait_ping():
         res["error"] = "no ping through the pair"
@@ -242,11 +251,16 @@ def measure(seconds):
             res["tcp_gbps"] = json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
         except (ValueError, KeyError) as e:
             res["error"] = f"iperf3 TCP: {e}: {out[-200:]}"
+        rx0, err0 = netdevs().get(dev_b, {}).get("rx_packets"), udp_rcvbuf_errors()
         out = run(f"iperf3 -c {B} -p 5201 -t {seconds} -J -u -b 0 -l 64", check=False).stdout
+        rx1, err1 = netdevs().get(dev_b, {}).get("rx_packets"), udp_rcvbuf_errors()
         try:
             s = json.loads(out)["end"]["sum"]
             res["udp64_kpps"] = s["packets"] * (1 - s["lost_percent"] / 100) / s["seconds"] / 1e3
             res["udp64_lost_pct"] = s["lost_percent"]
+            if rx0 is not None and rx1 is not None:
+                res["udp64_wire_kpps"] = (rx1 - rx0) / s["seconds"] / 1e3
+            res["udp64_rcvbuf_errors"] = err1 - err0
         except (ValueError, KeyError, ZeroDivisionError) as e:
             res.setdefault("error", f"iperf3 UDP: {e}: {out[-200:]}")
     finally:
@@ -597,7 +611,7 @@ def inner(args):
         run("ip link add v0 type veth peer name v1")
         route_pair("v0", "v1")
         res = {"mode": mode}
-        res.update(measure(args.seconds))
+        res.update(measure(args.seconds, "v1"))
         return res
     if mode in TUNWIRE_MODES or mode in BASELINE_MODES:
         return inner_tunwire(mode, args)
@@ -932,6 +946,19 @@ def drive(modes, args):
                     v = [r[k] for r in results[m] if r.get(k) is not None]
                     cells.append(f"{min(v):.{d}f}-{max(v):.{d}f}" if v else "n/a")
                 print(f"| {m} | " + " | ".join(cells) + " |")
+            print("\nUDP64 flood, medians: what B received, what the wire delivered into B's device "
+                  "(its rx), and what B's socket dropped for want of room (RcvbufErrors), in kpps; "
+                  "iperf3's other losses happened before or in the wire:\n")
+            print("| mode | received | delivered by the wire | dropped at B's socket |")
+            print("|---|---|---|---|")
+            for m in modes:
+                for r in results[m]:
+                    if r.get("udp64_rcvbuf_errors") is not None:
+                        r["udp64_rcvbuf_kpps"] = r["udp64_rcvbuf_errors"] / args.seconds / 1e3
+                cells = [median(results[m], k) for k in
+                         ("udp64_kpps", "udp64_wire_kpps", "udp64_rcvbuf_kpps")]
+                print(f"| {m} | " + " | ".join("n/a" if c is None else f"{c:.1f}" for c in cells)
+                      + " |")
         for m in modes:
             last = next((r for r in reversed(results[m]) if r.get("impairment")), None)
             if last:
