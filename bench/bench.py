@@ -380,7 +380,8 @@ class StalledReader:
             self.sock.sendall(CAPTURE_REQUEST)
         except OSError as e:
             self.sock.close()
-            raise RuntimeError(f"stalled reader: cannot attach to tunwire-capture-{tw.proc.pid}: {e}")
+            raise RuntimeError(
+                f"stalled reader: cannot attach to tunwire-capture-{tw.proc.pid}: {e}")
         end = time.time() + timeout
         while time.time() < end and not any(
                 "capture reader" in x and "attached" in x for x in tw.lines[since:]):
@@ -947,9 +948,9 @@ def drive(modes, args):
                     v = [r[k] for r in results[m] if r.get(k) is not None]
                     cells.append(f"{min(v):.{d}f}-{max(v):.{d}f}" if v else "n/a")
                 print(f"| {m} | " + " | ".join(cells) + " |")
-            print("\nUDP64 flood, medians: what B received, what the wire delivered into B's device "
-                  "(its rx), and what B's socket dropped for want of room (RcvbufErrors), in kpps; "
-                  "iperf3's other losses happened before or in the wire:\n")
+            print("\nUDP64 flood, medians: what B received, what the wire delivered into B's "
+                  "device (its rx), and what B's socket dropped for want of room (RcvbufErrors), "
+                  "in kpps; iperf3's other losses happened before or in the wire:\n")
             print("| mode | received | delivered by the wire | dropped at B's socket |")
             print("|---|---|---|---|")
             for m in modes:
