@@ -10,8 +10,10 @@ mod parse;
 pub use parse::parse_impair;
 use parse::shift_point;
 
-/// Queue limit per direction when `limit` is not given (netem's default).
-pub const DEFAULT_LIMIT: u32 = 1000;
+/// Queue limit per direction when `limit` is not given. netem's 1000 caps a delayed direction
+/// at 1000 packets per delay (100 kpps at 10 ms): a fast flow then loses packets to the queue,
+/// not to the link it emulates. The 32 MiB byte budget of the relay bounds memory anyway.
+pub const DEFAULT_LIMIT: u32 = 10_000;
 
 /// Shape of the delay jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -437,7 +437,7 @@ fn merge_and_validate() {
 fn is_empty_and_limit() {
     assert!(Impairment::default().is_empty());
     assert!(!set("limit 5").is_empty());
-    assert_eq!(Impairment::default().limit(), 1000);
+    assert_eq!(Impairment::default().limit(), 10_000);
 }
 
 /// Garbage never panics; whatever parses shows as text that parses back equal.

@@ -333,15 +333,16 @@ fn queue_limit_and_order() {
 
 #[test]
 fn heap_keeps_its_capacity() {
+    let limit = u64::from(crate::config::impair::DEFAULT_LIMIT);
     let mut e = engine("delay 1s", 1);
     let cap = e.queue.capacity();
-    assert!(cap >= 1000);
-    for i in 0..1000 {
+    assert!(cap as u64 >= limit);
+    for i in 0..limit {
         let d = e.decide(i, 100);
         e.enqueue(&d.copies[0].unwrap(), i as u32).unwrap();
     }
     assert_eq!(e.queue.capacity(), cap);
-    assert_eq!(e.decide(1000, 100).drop, Some(DropCause::QueueFull));
+    assert_eq!(e.decide(limit, 100).drop, Some(DropCause::QueueFull));
 }
 
 #[test]
