@@ -38,7 +38,7 @@ pub fn wires(st: &State) -> Vec<WireInfo> {
             None => groups.push((pid, vec![link])),
         }
     }
-    let mut out: Vec<WireInfo> = groups
+    let mut out: Vec<(u32, WireInfo)> = groups
         .into_iter()
         .filter(|(_, links)| links.len() == 2)
         .map(|(pid, mut links)| {
@@ -59,7 +59,7 @@ pub fn wires(st: &State) -> Vec<WireInfo> {
                 .iter()
                 .find(|r| r.is_ours() && r.iif.as_deref() == Some(a.name.as_str()))
                 .map(|r| r.table);
-            WireInfo {
+            let info = WireInfo {
                 sides: [side(a), side(b)],
                 ethernet: a.ethernet,
                 table,
@@ -72,11 +72,14 @@ pub fn wires(st: &State) -> Vec<WireInfo> {
                     (a.stats.1, b.stats.0, a.stats.3, b.stats.2),
                     (b.stats.1, a.stats.0, b.stats.3, a.stats.2),
                 ],
-            }
+            };
+            (a.index, info)
         })
         .collect();
-    out.sort_by_key(|w| w.sides[0].0.clone());
-    out
+    // Interface indices grow as devices are made: the lowest is the oldest wire (names would
+    // sort tun10 before tun2).
+    out.sort_by_key(|(index, _)| *index);
+    out.into_iter().map(|(_, w)| w).collect()
 }
 
 /// `tunwire list [--json]`.
