@@ -335,11 +335,11 @@ impl Supervisor {
         // The relay in the path ended before the program: the wire is cut, stop.
         if let Some(relay) = self.children.iter().skip(1).find(|c| c.ended.is_some()) {
             let how = match relay.ended {
-                Some(WaitStatus::Signaled(_, sig, _)) => format!("was killed by {sig}"),
-                Some(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
-                _ => "ended".to_string(),
+                Some(WaitStatus::Signaled(_, sig, _)) => format!(" (killed by {sig})"),
+                Some(WaitStatus::Exited(_, code)) => format!(" (exit status {code})"),
+                _ => String::new(),
             };
-            log::error!("the relay {how} while {} runs; stopping", self.prog_name);
+            log::error!("the relay ended{how} while {} runs; stopping", self.prog_name);
             self.stopping = true;
             self.kill_at.get_or_insert(Instant::now() + STOP_TIMEOUT);
             self.signal_all(Signal::SIGTERM);
