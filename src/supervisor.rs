@@ -339,7 +339,10 @@ impl Supervisor {
                 Some(WaitStatus::Exited(_, code)) => format!(" (exit status {code})"),
                 _ => String::new(),
             };
-            log::error!("the relay ended{how} while {} runs; stopping", self.prog_name);
+            log::error!(
+                "the relay ended{how} while {} runs; stopping",
+                self.prog_name
+            );
             self.stopping = true;
             self.kill_at.get_or_insert(Instant::now() + STOP_TIMEOUT);
             self.signal_all(Signal::SIGTERM);
