@@ -5,7 +5,7 @@
 //! explained once, in privilege.rs; this file only calls the steps in that order, and records
 //! each decision in the audit trail. Must not do any step's work itself.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -154,13 +154,8 @@ fn spawn(
     prog: Option<&std::path::Path>,
     acl: Acl,
 ) -> Result<Vec<Child>> {
-    let ready =
-        || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::os("create a ready pipe", e));
     let Some(path) = prog else {
-        let (rx, tx) = ready()?;
-        let rx_fd = rx.as_raw_fd();
-        let pid = fork_child("the relay", || {
-            let _ = nix::unistd::close(rx_fd);
+        let relay = fork_ready("the relay", Kind::Relay, |tx| {
             exit_code(crate::wire::relay_main(
                 cfg,
                 id,
@@ -171,23 +166,21 @@ fn spawn(
                 acl,
             ))
         })?;
-        return Ok(vec![Child::new(pid, Kind::Relay, rx)]);
+        return Ok(vec![relay]);
     };
     let to_stderr = matches!(
         cfg.capture.as_ref().map(|c| &c.target),
         Some(Target::Stdout)
     );
+    let run_prog = |fds: [OwnedFd; 2], tx: OwnedFd| {
+        let e = crate::wire::exec::exec_prog(cfg, id, path, fds, tx, to_stderr);
+        log::error!("{e}");
+        e.exit_code()
+    };
     if cfg.capture.is_none() && !cfg.impaired() {
-        let (rx, tx) = ready()?;
-        let rx_fd = rx.as_raw_fd();
-        let pid = fork_child("the program", || {
-            let _ = nix::unistd::close(rx_fd);
-            let [a, b] = tuns;
-            let e = crate::wire::exec::exec_prog(cfg, id, path, [a.fd, b.fd], tx, to_stderr);
-            log::error!("{e}");
-            e.exit_code()
-        })?;
-        return Ok(vec![Child::new(pid, Kind::Prog, rx)]);
+        let [a, b] = tuns;
+        let prog = fork_ready("the program", Kind::Prog, |tx| run_prog([a.fd, b.fd], tx))?;
+        return Ok(vec![prog]);
     }
     let pair = || {
         socketpair(
@@ -199,35 +192,34 @@ fn spawn(
         .map_err(|e| Error::os("create a socket pair for the program", e))
     };
     let ((ra, pa), (rb, pb)) = (pair()?, pair()?);
-    let (prog_rx, prog_tx) = ready()?;
-    let prog_rx_fd = prog_rx.as_raw_fd();
-    let prog_pid = fork_child("the program", || {
-        let _ = nix::unistd::close(prog_rx_fd);
-        let e = crate::wire::exec::exec_prog(cfg, id, path, [pa, pb], prog_tx, to_stderr);
-        log::error!("{e}");
-        e.exit_code()
-    })?;
-    let (relay_rx, relay_tx) = ready()?;
-    let relay_rx_fd = relay_rx.as_raw_fd();
-    let relay = fork_child("the relay", || {
-        let _ = nix::unistd::close(relay_rx_fd);
+    let prog = fork_ready("the program", Kind::Prog, |tx| run_prog([pa, pb], tx))?;
+    let relay = fork_ready("the relay", Kind::Relay, |tx| {
         let layout = Layout::Prog(tuns, [ra, rb]);
         exit_code(crate::wire::relay_main(
-            cfg, id, layout, relay_tx, mask, prepared, acl,
+            cfg, id, layout, tx, mask, prepared, acl,
         ))
     });
-    let relay_pid = match relay {
-        Ok(pid) => pid,
+    match relay {
+        Ok(relay) => Ok(vec![prog, relay]),
         Err(e) => {
-            let _ = signal::kill(prog_pid, Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(prog_pid, None);
-            return Err(e);
+            let _ = signal::kill(prog.pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(prog.pid, None);
+            Err(e)
         }
-    };
-    Ok(vec![
-        Child::new(prog_pid, Kind::Prog, prog_rx),
-        Child::new(relay_pid, Kind::Relay, relay_rx),
-    ])
+    }
+}
+
+/// Fork a child that reports through a ready pipe: `body` gets the write end, the parent
+/// keeps the read end (in the returned `Child`).
+fn fork_ready(what: &str, kind: Kind, body: impl FnOnce(OwnedFd) -> u8) -> Result<Child> {
+    let (rx, tx) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::os("create a ready pipe", e))?;
+    let rx_fd = rx.as_raw_fd();
+    let pid = fork_child(what, || {
+        let _ = nix::unistd::close(rx_fd);
+        body(tx)
+    })?;
+    Ok(Child::new(pid, kind, rx))
 }
 
 /// Who may attach a live capture reader: the owner, and the policy's `capture` users and
