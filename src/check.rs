@@ -79,13 +79,8 @@ pub fn script(cfg: &Config) -> String {
             .seed
             .map_or("a seed drawn at start".to_string(), |s| format!("seed {s}"));
         out += &format!(
-            "# the relay impairs, with {seed}: {} -> {}: {}; {} -> {}: {}\n",
-            cfg.sides[0].name,
-            cfg.sides[1].name,
-            cfg.impairment(0),
-            cfg.sides[1].name,
-            cfg.sides[0].name,
-            cfg.impairment(1)
+            "# the relay impairs, with {seed}: {}\n",
+            crate::wire::directions(cfg)
         );
     }
     out

@@ -59,15 +59,16 @@ pub fn relay_main(
         .map_err(|e| Error::os("ignore SIGPIPE", e))?;
     let signals = crate::event::signalfd(mask)?;
     let seed = cfg.seed.unwrap_or_default();
+    let described = header(cfg, seed);
     let capture = match (&cfg.capture, prepared) {
-        (Some(c), Some(prepared)) => Some(Capture::start(c, &header(cfg, seed), prepared)),
+        (Some(c), Some(prepared)) => Some(Capture::start(c, &described, prepared)),
         _ => None,
     };
     let hdr = if cfg.offload { VNET_HDR_LEN } else { 0 };
     let (ports, legs) = plumb(cfg, layout, hdr, seed);
     // Live capture readers find the wire by its supervisor's pid (the links' alias).
     let supervisor = nix::unistd::getppid().as_raw() as u32;
-    let live = match Live::open(supervisor, acl, header(cfg, seed)) {
+    let live = match Live::open(supervisor, acl, described) {
         Ok(live) => Some(live),
         Err(e) => {
             log::warn!(
@@ -203,16 +204,21 @@ fn reloader(cfg: Config, mut seed: u64) -> relay::Reload {
 /// The impairment in force, for the capture and the logs:
 /// `seed 42; tun0 -> tun1: delay 20ms; tun1 -> tun0: none`.
 pub fn describe(cfg: &Config, seed: u64) -> String {
-    let mut s = format!("tunwire: seed {seed}");
-    for i in 0..2 {
-        s += &format!(
-            "; {} -> {}: {}",
-            cfg.sides[i].name,
-            cfg.sides[1 - i].name,
-            cfg.impairment(i)
-        );
-    }
-    s
+    format!("tunwire: seed {seed}; {}", directions(cfg))
+}
+
+/// Each direction's impairment: `tun0 -> tun1: delay 20ms; tun1 -> tun0: none`.
+pub fn directions(cfg: &Config) -> String {
+    let [a, b] = &cfg.sides;
+    format!(
+        "{} -> {}: {}; {} -> {}: {}",
+        a.name,
+        b.name,
+        cfg.impairment(0),
+        b.name,
+        a.name,
+        cfg.impairment(1)
+    )
 }
 
 /// The capture header of this wire.
