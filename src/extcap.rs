@@ -95,6 +95,9 @@ fn interface(w: &WireInfo) -> (String, String) {
     )
 }
 
+/// Why a capture filter is refused (Wireshark shows it when it checks the filter).
+const NO_FILTER: &str = "tunwire takes no capture filter; use a display filter instead";
+
 /// Run an extcap call; output goes to stdout, where Wireshark reads it.
 pub fn main(args: &[OsString]) -> Result<u8> {
     let call = parse(args).map_err(Error::Usage)?;
@@ -160,27 +163,19 @@ pub fn main(args: &[OsString]) -> Result<u8> {
         // Wireshark checks a capture filter by calling us without --capture: any output means
         // the filter is invalid. Filters need libpcap's compiler, which tunwire has not.
         if !filter.is_empty() {
-            w(
-                &mut out,
-                "tunwire takes no capture filter; use a display filter instead".into(),
-            )?;
+            w(&mut out, NO_FILTER.into())?;
         }
         return Ok(EXIT_OK);
     }
     if !filter.is_empty() {
-        return Err(Error::Usage(
-            "tunwire takes no capture filter; use a display filter instead".into(),
-        ));
+        return Err(Error::Usage(NO_FILTER.into()));
     }
     let wire = wire.ok_or_else(|| Error::Runtime(format!("{name}: no such wire is running")))?;
     let Some(fifo) = &call.fifo else {
         return Err(Error::Usage("--capture needs --fifo PATH".into()));
     };
     let snaplen = match &call.snaplen {
-        Some(s) => s
-            .parse()
-            .ok()
-            .filter(|n| (1..=crate::config::MAX_SNAPLEN).contains(n))
+        Some(s) => crate::config::snaplen_value(s)
             .ok_or_else(|| Error::Usage(format!("--snaplen '{s}' is out of range")))?,
         None => crate::config::DEFAULT_SNAPLEN,
     };

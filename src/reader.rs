@@ -14,7 +14,6 @@ use std::os::unix::net::{SocketAddr, UnixStream};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::capture::live::{self, REQUEST};
 use crate::error::{Error, Result, EXIT_OK};
@@ -134,8 +133,7 @@ pub fn stream(src: BufReader<UnixStream>, out: &mut dyn Write, req: &Request) ->
     mask.add(Signal::SIGTERM);
     mask.thread_block()
         .map_err(|e| Error::os("block SIGINT and SIGTERM", e))?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .map_err(|e| Error::os("create a signalfd", e))?;
+    let signals = crate::event::signalfd(&mask)?;
     let mut buf = src.buffer().to_vec();
     let sock = src.into_inner();
     sock.set_nonblocking(true)

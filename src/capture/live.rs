@@ -193,11 +193,7 @@ impl Live {
         match parse_request(&text) {
             Ok(snaplen) => {
                 r.snaplen = snaplen as usize;
-                let header = Header {
-                    snaplen,
-                    ..self.header.clone()
-                };
-                let Ok(bytes) = format::header_bytes(&header) else {
+                let Some(bytes) = header_bytes(&self.header, snaplen) else {
                     return self.remove(i);
                 };
                 r.buf.extend_from_slice(b"OK\n");
@@ -265,11 +261,7 @@ impl Live {
             if !matches!(r.state, State::Reading) {
                 continue;
             }
-            let header = Header {
-                snaplen: r.snaplen as u32,
-                ..self.header.clone()
-            };
-            if let Ok(bytes) = format::header_bytes(&header) {
+            if let Some(bytes) = header_bytes(&self.header, r.snaplen as u32) {
                 r.buf.extend_from_slice(&bytes);
             }
         }
@@ -294,6 +286,15 @@ impl Live {
     }
 }
 
+/// The wire's section header and interfaces as one reader gets them: with its snaplen.
+fn header_bytes(wire: &Header, snaplen: u32) -> Option<Vec<u8>> {
+    format::header_bytes(&Header {
+        snaplen,
+        ..wire.clone()
+    })
+    .ok()
+}
+
 /// `TUNWIRE-CAPTURE 1 snaplen=N` -> N.
 pub fn parse_request(line: &str) -> Result<u32, String> {
     let rest = line
@@ -303,11 +304,8 @@ pub fn parse_request(line: &str) -> Result<u32, String> {
     for word in rest.split_whitespace() {
         match word.split_once('=') {
             Some(("snaplen", n)) => {
-                snaplen = n
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=crate::config::MAX_SNAPLEN).contains(n))
-                    .ok_or_else(|| format!("bad snaplen '{n}'"))?;
+                snaplen =
+                    crate::config::snaplen_value(n).ok_or_else(|| format!("bad snaplen '{n}'"))?;
             }
             _ => return Err(format!("unknown request word '{word}'")),
         }

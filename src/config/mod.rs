@@ -25,6 +25,12 @@ pub const DEFAULT_MTU: u32 = 1500;
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
 /// The largest --snaplen: the largest packet tunwire can read.
 pub const MAX_SNAPLEN: u32 = 262_144;
+
+/// A snapshot length as text (a live reader's request, Wireshark's setting): 1 to
+/// MAX_SNAPLEN, or None.
+pub fn snaplen_value(s: &str) -> Option<u32> {
+    s.parse().ok().filter(|n| (1..=MAX_SNAPLEN).contains(n))
+}
 /// The smallest --pcap-max-size: a few records per file, not millions of files.
 pub const MIN_PCAP_MAX_SIZE: u64 = 16 << 10;
 const MAIN_RULE_PRIORITY: u32 = 32766;
