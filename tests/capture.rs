@@ -184,19 +184,7 @@ fn pcapng_records_each_direction_once_on_its_interface() {
         "echo replies on tun1, each once; all: {rows:?}"
     );
 
-    // Both interfaces are described, with the pair's addresses.
-    let idbs = tshark_fields(
-        &ns,
-        &file,
-        "",
-        &["frame.interface_name", "frame.interface_description"],
-    );
-    for (name, addr) in [("tun0", A4), ("tun1", B4)] {
-        assert!(
-            idbs.iter().any(|r| r[0] == name && r[1].starts_with(addr)),
-            "no frame on {name} with a description starting {addr}: {idbs:?}"
-        );
-    }
+    assert_interfaces_described(&ns, &file);
 
     // 3: timestamps are wall clock (nanosecond resolution declared correctly).
     assert_times_near(&ns, &file, t0, t1);

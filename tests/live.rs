@@ -267,19 +267,7 @@ fn owner_captures_ten_packets_of_both_directions_to_a_file() {
         "the reader reports its count: {e}"
     );
     assert_five_pings(&ns, &file);
-    // Both interfaces are described, with the pair's addresses.
-    let idbs = tshark_fields(
-        &ns,
-        &file,
-        "",
-        &["frame.interface_name", "frame.interface_description"],
-    );
-    for (name, addr) in [("tun0", A4), ("tun1", B4)] {
-        assert!(
-            idbs.iter().any(|r| r[0] == name && r[1].starts_with(addr)),
-            "no frame on {name} described as {addr}...: {idbs:?}"
-        );
-    }
+    assert_interfaces_described(&ns, &file);
     assert!(
         wait_until(READY_TIMEOUT, || tw
             .stderr()

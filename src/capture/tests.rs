@@ -261,6 +261,21 @@ fn ring_rotation() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// The packet records and the sections of a pcapng file.
+fn packets_and_sections(p: &Path) -> (usize, usize) {
+    // The reader takes the first section header itself.
+    let mut r = PcapNgReader::new(File::open(p).unwrap()).unwrap();
+    let (mut packets, mut sections) = (0, 1);
+    while let Some(b) = r.next_block() {
+        match b.unwrap() {
+            Block::EnhancedPacket(_) => packets += 1,
+            Block::SectionHeader(_) => sections += 1,
+            _ => {}
+        }
+    }
+    (packets, sections)
+}
+
 #[test]
 fn single_file_reopen() {
     let dir = temp_dir("reopen");
@@ -277,15 +292,13 @@ fn single_file_reopen() {
     cap.record(1, now(), &ipv4_packet(60, 2), &NONE);
     cap.record(1, now(), &ipv4_packet(60, 3), &NONE);
     cap.finish();
-    let count = |p: &Path| {
-        let mut r = PcapNgReader::new(File::open(p).unwrap()).unwrap();
-        let mut n = 0;
-        while let Some(b) = r.next_block() {
-            n += usize::from(matches!(b.unwrap(), Block::EnhancedPacket(_)));
-        }
-        n
-    };
-    assert_eq!((count(&rotated), count(&path)), (1, 2));
+    assert_eq!(
+        (
+            packets_and_sections(&rotated).0,
+            packets_and_sections(&path).0
+        ),
+        (1, 2)
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -306,16 +319,7 @@ fn reopen_continues_a_file_still_in_place_with_a_new_section() {
     cap.reopen();
     cap.record(1, now(), &ipv4_packet(60, 3), &NONE);
     cap.finish();
-    let mut r = PcapNgReader::new(File::open(&path).unwrap()).unwrap();
-    let (mut packets, mut sections) = (0, 1);
-    while let Some(b) = r.next_block() {
-        match b.unwrap() {
-            Block::EnhancedPacket(_) => packets += 1,
-            Block::SectionHeader(_) => sections += 1,
-            _ => {}
-        }
-    }
-    assert_eq!((packets, sections), (3, 2));
+    assert_eq!(packets_and_sections(&path), (3, 2));
     std::fs::remove_dir_all(dir).unwrap();
 }
 

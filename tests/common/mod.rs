@@ -1059,7 +1059,7 @@ pub fn counter(stderr: &str, direction: &str) -> Option<(u64, u64)> {
     Some((packets?, bytes?))
 }
 
-/// A capability set of /proc/PID/status (`CapEff` ...) as a number.
+/// A hex mask of /proc/PID/status (`CapEff`, `SigIgn` ...) as a number.
 pub fn cap_mask(status: &BTreeMap<String, String>, field: &str) -> u64 {
     let hex = status
         .get(field)
@@ -1109,4 +1109,21 @@ pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// A file of the source tree, by its path relative to the root.
 pub fn read(rel: &str) -> String {
     fs::read_to_string(Path::new(ROOT).join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+}
+
+/// Both interfaces of a pcapng capture are described with the pair's addresses: tun0 with
+/// 192.168.13.1, tun1 with 192.168.13.2.
+pub fn assert_interfaces_described(ns: &Netns, file: &Path) {
+    let idbs = tshark_fields(
+        ns,
+        file,
+        "",
+        &["frame.interface_name", "frame.interface_description"],
+    );
+    for (name, addr) in [("tun0", A4), ("tun1", B4)] {
+        assert!(
+            idbs.iter().any(|r| r[0] == name && r[1].starts_with(addr)),
+            "no frame on {name} with a description starting {addr}: {idbs:?}"
+        );
+    }
 }
