@@ -251,18 +251,11 @@ pub fn takes_readers(wire: &WireInfo, sockets: &str) -> bool {
         .any(|l| l.split_whitespace().last() == Some(name.as_str()))
 }
 
-/// Whether the caller may attach to `wire`, and whether it takes readers at all: "yes", "no"
-/// or "none" (no live capture: a program holds the devices).
-pub fn may_capture(wire: &WireInfo) -> &'static str {
-    if !takes_readers(wire, &unix_sockets()) {
-        return "none";
-    }
-    let me = nix::unistd::getuid().as_raw();
-    if me == 0 || Some(me) == wire.uid {
-        return "yes";
-    }
+/// Whether the policy names the caller a capture reader (`capture user|group`); the same
+/// answer for every wire.
+fn policy_reader() -> bool {
     let Ok(policy) = crate::policy::load() else {
-        return "no";
+        return false;
     };
     let name = nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
@@ -276,31 +269,32 @@ pub fn may_capture(wire: &WireInfo) -> &'static str {
             .flatten()
             .is_some_and(|g| g.gid == nix::unistd::getgid() || gids.contains(&g.gid))
     };
-    if policy.may_capture(&name, &in_group) {
-        "yes"
-    } else {
-        "no"
-    }
+    policy.may_capture(&name, &in_group)
 }
 
-/// `tunwire capture --list`.
+/// `tunwire capture --list`: each wire, and whether the caller may attach to it (root, its
+/// owner, a reader the policy names) or it takes no readers at all (a program holds the
+/// devices).
 pub fn list() -> Result<u8> {
     let st = State::read()?;
     let all = wires(&st);
     if all.is_empty() {
         crate::cli::out("no wire is running\n");
     }
+    let sockets = unix_sockets();
+    let me = nix::unistd::getuid().as_raw();
+    let mut reader = None;
     for w in &all {
+        let verdict = if !takes_readers(w, &sockets) {
+            "no live capture (a program holds the devices)"
+        } else if me == 0 || Some(me) == w.uid || *reader.get_or_insert_with(policy_reader) {
+            "yes, you may attach"
+        } else {
+            "no, you may not attach"
+        };
         crate::cli::out(&format!(
-            "{} <-> {}  owner {}  capture: {}\n",
-            w.sides[0].0,
-            w.sides[1].0,
-            w.owner,
-            match may_capture(w) {
-                "yes" => "yes, you may attach",
-                "no" => "no, you may not attach",
-                _ => "no live capture (a program holds the devices)",
-            }
+            "{} <-> {}  owner {}  capture: {verdict}\n",
+            w.sides[0].0, w.sides[1].0, w.owner,
         ));
     }
     Ok(EXIT_OK)
